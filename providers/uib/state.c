@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Shared device state: creation, mapping, the robust lock, and the slot
+ * allocators for contexts, MR keys and QPNs.  See state.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+
+#include "state.h"
+
+static int map_state(int fd, struct uib_state *st)
+{
+	void *p;
+
+	p = mmap(NULL, sizeof(struct uib_dev_shared), PROT_READ | PROT_WRITE,
+		 MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	st->sh = p;
+	st->fd = fd;
+	return 0;
+}
+
+int uib_state_create(const char *path, const struct uib_dev_config *cfg,
+		     struct uib_state *st)
+{
+	struct uib_dev_shared *sh;
+	pthread_mutexattr_t ma;
+	unsigned int i;
+	int fd, ret;
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return -errno;
+	/* Sparse: untouched table pages cost nothing. */
+	if (ftruncate(fd, sizeof(*sh))) {
+		ret = -errno;
+		goto err_unlink;
+	}
+	ret = map_state(fd, st);
+	if (ret)
+		goto err_unlink;
+	/* Any local user may open the device, as with a 0666 uverbs node. */
+	if (fchmod(fd, 0666)) {
+		ret = -errno;
+		goto err_unmap;
+	}
+
+	sh = st->sh;
+	sh->magic = UIB_STATE_MAGIC;
+	sh->version = UIB_STATE_VERSION;
+	sh->size = sizeof(*sh);
+	snprintf(sh->name, sizeof(sh->name), "%s", cfg->name);
+	sh->uverbs_index = -1;
+	sh->num_ports = cfg->num_ports;
+	sh->num_vfs = cfg->num_vfs;
+	sh->node_guid = cfg->node_guid;
+	sh->sys_image_guid = cfg->node_guid;
+	atomic_init(&sh->next_pd, 1);
+
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+	ret = -pthread_mutex_init(&sh->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	if (ret)
+		goto err_unmap;
+
+	for (i = 0; i < cfg->num_ports; i++) {
+		struct uib_port_shared *port = &sh->port[i];
+
+		atomic_init(&port->state, IBV_PORT_ACTIVE);
+		port->lid = cfg->base_lid + i;
+		port->sm_lid = 1;
+		port->guid = cfg->node_guid + 1 + i;
+		port->pkey[0] = 0xffff;
+	}
+	return 0;
+
+err_unmap:
+	munmap(st->sh, sizeof(*st->sh));
+err_unlink:
+	unlink(path);
+	close(fd);
+	return ret;
+}
+
+int uib_state_open(const char *path, struct uib_state *st)
+{
+	struct stat sb;
+	int fd, ret;
+
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb)) {
+		ret = -errno;
+		goto err;
+	}
+	/* A file cut short by a killed uibctl is not a device. */
+	if ((size_t)sb.st_size < sizeof(struct uib_dev_shared)) {
+		ret = -EBADF;
+		goto err;
+	}
+	ret = map_state(fd, st);
+	if (ret)
+		goto err;
+	if (st->sh->magic != UIB_STATE_MAGIC ||
+	    st->sh->version != UIB_STATE_VERSION ||
+	    st->sh->size != sizeof(struct uib_dev_shared)) {
+		uib_state_close(st);
+		return -EPROTO;
+	}
+	return 0;
+err:
+	close(fd);
+	return ret;
+}
+
+void uib_state_close(struct uib_state *st)
+{
+	if (st->sh)
+		munmap(st->sh, sizeof(*st->sh));
+	if (st->fd >= 0)
+		close(st->fd);
+	st->sh = NULL;
+	st->fd = -1;
+}
+
+int uib_state_lock(struct uib_state *st)
+{
+	int ret = pthread_mutex_lock(&st->sh->lock);
+
+	/*
+	 * The previous owner died holding the lock.  Every update under it
+	 * is ordered so that a half-done one is a slot left BUSY, which
+	 * reclaim treats like the dead owner's other slots; so the tables
+	 * are consistent and we only need to say so.
+	 */
+	if (ret == EOWNERDEAD)
+		ret = pthread_mutex_consistent(&st->sh->lock);
+	return -ret;
+}
+
+void uib_state_unlock(struct uib_state *st)
+{
+	pthread_mutex_unlock(&st->sh->lock);
+}
+
+static int read_start_time(pid_t pid, uint64_t *start)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long v;
+	ssize_t n;
+	int fd, field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = 0;
+	/* The command name may hold spaces and ')': skip past the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return -EIO;
+	/* p+2 is field 3 (state); start time is field 22. */
+	p += 2;
+	for (field = 3; field < 22; field++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return -EIO;
+		p++;
+	}
+	if (sscanf(p, "%llu", &v) != 1)
+		return -EIO;
+	*start = v;
+	return 0;
+}
+
+int uib_proc_self(struct uib_proc_id *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->pid = getpid();
+	return read_start_time(id->pid, &id->start_time);
+}
+
+bool uib_proc_alive(const struct uib_proc_id *id)
+{
+	uint64_t start;
+
+	if (id->pid <= 0)
+		return false;
+	if (kill(id->pid, 0) && errno == ESRCH)
+		return false;
+	/* Same PID, other process: the owner is gone. */
+	if (read_start_time(id->pid, &start))
+		return false;
+	return start == id->start_time;
+}
+
+int uib_ctx_attach(struct uib_state *st)
+{
+	struct uib_proc_id self;
+	int i, ret;
+
+	ret = uib_proc_self(&self);
+	if (ret)
+		return ret;
+	ret = uib_state_lock(st);
+	if (ret)
+		return ret;
+	for (i = 0; i < UIB_MAX_CTX; i++) {
+		struct uib_ctx_slot *c = &st->sh->ctx[i];
+
+		if (atomic_load_explicit(&c->state, memory_order_relaxed) !=
+		    UIB_SLOT_FREE)
+			continue;
+		c->proc = self;
+		atomic_store_explicit(&c->state, UIB_SLOT_LIVE,
+				      memory_order_release);
+		uib_state_unlock(st);
+		return i;
+	}
+	uib_state_unlock(st);
+	return -EMFILE;
+}
+
+/* Caller holds st->lock.  Frees every slot of context ctx, then ctx. */
+static void __uib_ctx_release(struct uib_state *st, int ctx)
+{
+	struct uib_dev_shared *sh = st->sh;
+	int i;
+
+	for (i = 0; i < UIB_MAX_MR; i++)
+		if (atomic_load_explicit(&sh->mr[i].state,
+					 memory_order_relaxed) != UIB_SLOT_FREE &&
+		    sh->mr[i].ctx == ctx)
+			atomic_store_explicit(&sh->mr[i].state, UIB_SLOT_FREE,
+					      memory_order_release);
+	for (i = 0; i < UIB_MAX_QP; i++)
+		if (atomic_load_explicit(&sh->qp[i].state,
+					 memory_order_relaxed) != UIB_SLOT_FREE &&
+		    sh->qp[i].ctx == ctx)
+			atomic_store_explicit(&sh->qp[i].state, UIB_SLOT_FREE,
+					      memory_order_release);
+	atomic_store_explicit(&sh->ctx[ctx].state, UIB_SLOT_FREE,
+			      memory_order_release);
+}
+
+void uib_ctx_detach(struct uib_state *st, int ctx)
+{
+	if (ctx < 0 || ctx >= UIB_MAX_CTX || uib_state_lock(st))
+		return;
+	__uib_ctx_release(st, ctx);
+	uib_state_unlock(st);
+}
+
+int uib_state_reclaim(struct uib_state *st)
+{
+	int i, n = 0;
+
+	if (uib_state_lock(st))
+		return 0;
+	for (i = 0; i < UIB_MAX_CTX; i++) {
+		struct uib_ctx_slot *c = &st->sh->ctx[i];
+
+		if (atomic_load_explicit(&c->state, memory_order_relaxed) ==
+		    UIB_SLOT_FREE)
+			continue;
+		if (uib_proc_alive(&c->proc))
+			continue;
+		__uib_ctx_release(st, i);
+		n++;
+	}
+	uib_state_unlock(st);
+	return n;
+}
+
+uint32_t uib_pd_alloc(struct uib_state *st)
+{
+	uint32_t pd;
+
+	/* 0 is never a PD number, so that 0 can mean "none". */
+	do
+		pd = atomic_fetch_add_explicit(&st->sh->next_pd, 1,
+					       memory_order_relaxed);
+	while (pd == 0);
+	return pd;
+}
+
+int uib_mr_alloc(struct uib_state *st, const struct uib_mr_slot *tmpl,
+		 uint32_t *key)
+{
+	struct uib_dev_shared *sh = st->sh;
+	uint32_t start, i;
+	int ret;
+
+	ret = uib_state_lock(st);
+	if (ret)
+		return ret;
+	start = atomic_load_explicit(&sh->mr_hint, memory_order_relaxed);
+	for (i = 0; i < UIB_MAX_MR; i++) {
+		uint32_t idx = (start + i) % UIB_MAX_MR;
+		struct uib_mr_slot *m = &sh->mr[idx];
+		uint8_t gen;
+
+		if (atomic_load_explicit(&m->state, memory_order_relaxed) !=
+		    UIB_SLOT_FREE)
+			continue;
+		/* A new generation makes every key of the slot's last
+		 * owner stale; 0 is skipped so that key 0 never exists. */
+		gen = m->key_gen + 1;
+		if (!gen)
+			gen = 1;
+		m->ctx = tmpl->ctx;
+		m->key_gen = gen;
+		m->pd = tmpl->pd;
+		m->access = tmpl->access;
+		m->addr = tmpl->addr;
+		m->length = tmpl->length;
+		m->iova = tmpl->iova;
+		atomic_store_explicit(&m->state, UIB_SLOT_LIVE,
+				      memory_order_release);
+		atomic_store_explicit(&sh->mr_hint, idx + 1,
+				      memory_order_relaxed);
+		uib_state_unlock(st);
+		*key = idx << 8 | gen;
+		return 0;
+	}
+	uib_state_unlock(st);
+	return -ENOMEM;
+}
+
+int uib_mr_free(struct uib_state *st, uint32_t key)
+{
+	struct uib_mr_slot *m;
+	int ret;
+
+	if ((key >> 8) >= UIB_MAX_MR)
+		return -EINVAL;
+	m = &st->sh->mr[key >> 8];
+	ret = uib_state_lock(st);
+	if (ret)
+		return ret;
+	if (atomic_load_explicit(&m->state, memory_order_relaxed) !=
+		    UIB_SLOT_LIVE ||
+	    m->key_gen != (key & 0xff)) {
+		uib_state_unlock(st);
+		return -EINVAL;
+	}
+	atomic_store_explicit(&m->state, UIB_SLOT_FREE, memory_order_release);
+	uib_state_unlock(st);
+	return 0;
+}
+
+const struct uib_mr_slot *uib_mr_lookup(const struct uib_state *st,
+					uint32_t key)
+{
+	const struct uib_mr_slot *m;
+
+	if ((key >> 8) >= UIB_MAX_MR)
+		return NULL;
+	m = &st->sh->mr[key >> 8];
+	/* Pairs with the release store in uib_mr_alloc(). */
+	if (atomic_load_explicit(&m->state, memory_order_acquire) !=
+		    UIB_SLOT_LIVE ||
+	    m->key_gen != (key & 0xff))
+		return NULL;
+	return m;
+}
+
+int uib_qpn_alloc(struct uib_state *st, const struct uib_qp_slot *tmpl,
+		  uint32_t *qpn)
+{
+	struct uib_dev_shared *sh = st->sh;
+	uint32_t start, i;
+	int ret;
+
+	ret = uib_state_lock(st);
+	if (ret)
+		return ret;
+	/* Start after the last QPN handed out, so that a QPN is not reused
+	 * at once and a late packet for a dead QP does not reach a new one. */
+	start = atomic_load_explicit(&sh->qp_hint, memory_order_relaxed);
+	for (i = 0; i < UIB_MAX_QP; i++) {
+		uint32_t idx = (start + i) % UIB_MAX_QP;
+		struct uib_qp_slot *q = &sh->qp[idx];
+
+		if (atomic_load_explicit(&q->state, memory_order_relaxed) !=
+		    UIB_SLOT_FREE)
+			continue;
+		q->ctx = tmpl->ctx;
+		q->pd = tmpl->pd;
+		q->qp_type = tmpl->qp_type;
+		atomic_store_explicit(&q->state, UIB_SLOT_LIVE,
+				      memory_order_release);
+		atomic_store_explicit(&sh->qp_hint, idx + 1,
+				      memory_order_relaxed);
+		uib_state_unlock(st);
+		*qpn = idx + UIB_QPN_BASE;
+		return 0;
+	}
+	uib_state_unlock(st);
+	return -ENOMEM;
+}
+
+int uib_qpn_free(struct uib_state *st, uint32_t qpn)
+{
+	uint32_t idx = qpn - UIB_QPN_BASE;
+	int ret;
+
+	if (qpn < UIB_QPN_BASE || idx >= UIB_MAX_QP)
+		return -EINVAL;
+	ret = uib_state_lock(st);
+	if (ret)
+		return ret;
+	if (atomic_load_explicit(&st->sh->qp[idx].state,
+				 memory_order_relaxed) == UIB_SLOT_FREE) {
+		uib_state_unlock(st);
+		return -EINVAL;
+	}
+	atomic_store_explicit(&st->sh->qp[idx].state, UIB_SLOT_FREE,
+			      memory_order_release);
+	uib_state_unlock(st);
+	return 0;
+}
+
+void uib_state_usage(const struct uib_state *st, struct uib_state_usage *u)
+{
+	const struct uib_dev_shared *sh = st->sh;
+	int i;
+
+	memset(u, 0, sizeof(*u));
+	for (i = 0; i < UIB_MAX_CTX; i++) {
+		if (atomic_load(&sh->ctx[i].state) == UIB_SLOT_FREE)
+			continue;
+		u->contexts++;
+		if (!uib_proc_alive(&sh->ctx[i].proc))
+			u->dead_contexts++;
+	}
+	for (i = 0; i < UIB_MAX_MR; i++)
+		if (atomic_load(&sh->mr[i].state) != UIB_SLOT_FREE)
+			u->mrs++;
+	for (i = 0; i < UIB_MAX_QP; i++)
+		if (atomic_load(&sh->qp[i].state) != UIB_SLOT_FREE)
+			u->qps++;
+}

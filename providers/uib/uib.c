@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Provider registration, device and context setup.
+ *
+ * libibverbs finds uib devices through the sysfs-shaped tree uibctl writes
+ * (SYSFS_PATH); our match table keys on device/modalias "uib:<name>", and
+ * match_device() also requires the device's shared state to be ready, so a
+ * device half made or half deleted by uibctl is never opened.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "uib.h"
+
+int uib_debug;
+
+static const struct verbs_match_ent uib_match_table[] = {
+	{ .u.modalias = "uib:*", .kind = VERBS_MATCH_MODALIAS },
+	{}
+};
+
+static void uib_free_context(struct ibv_context *ibctx);
+
+static const struct verbs_context_ops uib_ctx_ops = {
+	.alloc_pd = uib_alloc_pd,
+	.dealloc_pd = uib_dealloc_pd,
+	.dereg_mr = uib_dereg_mr,
+	.free_context = uib_free_context,
+	.query_device_ex = uib_query_device_ex,
+	.query_port = uib_query_port,
+	.reg_mr = uib_reg_mr,
+};
+
+static int read_sysfs_line(const char *dir, const char *file, char *buf,
+			   size_t len)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	char *nl;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (!fgets(buf, len, f)) {
+		fclose(f);
+		return -EIO;
+	}
+	fclose(f);
+	nl = strchr(buf, '\n');
+	if (nl)
+		*nl = 0;
+	return 0;
+}
+
+static bool uib_match_device(struct verbs_sysfs_dev *sysfs_dev)
+{
+	char run_dir[PATH_MAX / 4], path[PATH_MAX / 2];
+	struct uib_state st = { .fd = -1 };
+	bool ready;
+
+	if (!sysfs_dev->match)
+		return false;
+	if (read_sysfs_line(sysfs_dev->ibdev_path, "device/uib_run_dir",
+			    run_dir, sizeof(run_dir)))
+		return false;
+	snprintf(path, sizeof(path), "%s/dev/%s.state", run_dir,
+		 sysfs_dev->ibdev_name);
+	if (uib_state_open(path, &st)) {
+		uib_dbg("%s: no device state at %s", sysfs_dev->ibdev_name,
+			path);
+		return false;
+	}
+	ready = atomic_load_explicit(&st.sh->ready, memory_order_acquire) == 1;
+	uib_state_close(&st);
+	return ready;
+}
+
+static struct verbs_device *uib_alloc_device(struct verbs_sysfs_dev *sysfs_dev)
+{
+	struct uib_device *dev;
+
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return NULL;
+	if (read_sysfs_line(sysfs_dev->ibdev_path, "device/uib_run_dir",
+			    dev->run_dir, sizeof(dev->run_dir))) {
+		free(dev);
+		return NULL;
+	}
+	snprintf(dev->state_path, sizeof(dev->state_path), "%s/dev/%s.state",
+		 dev->run_dir, sysfs_dev->ibdev_name);
+	return &dev->vdev;
+}
+
+static void uib_uninit_device(struct verbs_device *vdev)
+{
+	free(to_udev(&vdev->device));
+}
+
+static struct verbs_context *uib_alloc_context(struct ibv_device *ibdev,
+					       int cmd_fd, void *private_data)
+{
+	struct uib_device *dev = to_udev(ibdev);
+	struct uib_context *ctx;
+	int pipefd[2], null_fd, ret;
+
+	ctx = verbs_init_and_alloc_context(ibdev, cmd_fd, ctx, vctx, 0);
+	if (!ctx)
+		return NULL;
+	ctx->st.fd = -1;
+	ctx->ctx_slot = -1;
+	ctx->async_wr = -1;
+
+	/*
+	 * libibverbs opened /dev/infiniband/uverbsN (a link to /dev/null)
+	 * read-write.  Swap it for a read-only /dev/null: then the one
+	 * kernel command libibverbs writes without asking us,
+	 * ibv_create_comp_channel(), fails with EBADF instead of "succeeding"
+	 * and returning a garbage fd.
+	 */
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null_fd < 0) {
+		ret = errno;
+		goto err_free;
+	}
+	if (dup3(null_fd, ctx->vctx.context.cmd_fd, O_CLOEXEC) < 0) {
+		ret = errno;
+		close(null_fd);
+		goto err_free;
+	}
+	close(null_fd);
+
+	/* Our own async event fd, so libibverbs does not ask the kernel for
+	 * one; ibv_get_async_event() reads event records from it. */
+	if (pipe2(pipefd, O_CLOEXEC)) {
+		ret = errno;
+		goto err_free;
+	}
+	ctx->vctx.context.async_fd = pipefd[0];
+	ctx->async_wr = pipefd[1];
+
+	ret = -uib_state_open(dev->state_path, &ctx->st);
+	if (ret) {
+		uib_err("%s: cannot map device state %s: %s", ibdev->name,
+			dev->state_path, strerror(ret));
+		goto err_free;
+	}
+	if (atomic_load_explicit(&ctx->st.sh->ready, memory_order_acquire) !=
+	    1) {
+		uib_err("%s: device is being removed", ibdev->name);
+		ret = ENODEV;
+		goto err_state;
+	}
+	/* Whatever dead processes left on the device is freed before we
+	 * take our share of it. */
+	uib_state_reclaim(&ctx->st);
+	ctx->ctx_slot = uib_ctx_attach(&ctx->st);
+	if (ctx->ctx_slot < 0) {
+		ret = -ctx->ctx_slot;
+		uib_err("%s: cannot attach a context: %s", ibdev->name,
+			strerror(ret));
+		goto err_state;
+	}
+
+	ctx->vctx.context.num_comp_vectors = 1;
+	verbs_set_ops(&ctx->vctx, &uib_ctx_ops);
+	return &ctx->vctx;
+
+err_state:
+	uib_state_close(&ctx->st);
+err_free:
+	if (ctx->async_wr >= 0)
+		close(ctx->async_wr);
+	verbs_uninit_context(&ctx->vctx);
+	free(ctx);
+	errno = ret;
+	return NULL;
+}
+
+static void uib_free_context(struct ibv_context *ibctx)
+{
+	struct uib_context *ctx = to_uctx(ibctx);
+
+	uib_ctx_detach(&ctx->st, ctx->ctx_slot);
+	uib_state_close(&ctx->st);
+	close(ctx->async_wr);
+	verbs_uninit_context(&ctx->vctx);
+	free(ctx);
+}
+
+static const struct verbs_device_ops uib_dev_ops = {
+	.name = "uib",
+	.match_min_abi_version = 1,
+	.match_max_abi_version = 6,
+	.match_table = uib_match_table,
+	.match_device = uib_match_device,
+	.alloc_device = uib_alloc_device,
+	.uninit_device = uib_uninit_device,
+	.alloc_context = uib_alloc_context,
+};
+
+/*
+ * The running libibverbs must lay out the private structures as
+ * uib_pabi.h does.  The versioned symbol verbs_register_driver_34 already
+ * pins the private ABI number; the release, which the library's real file
+ * name carries (libibverbs.so.1.<abi>.<release>), pins the layout.
+ */
+static bool uib_abi_check(void)
+{
+	char real[PATH_MAX];
+	unsigned int abi, major, minor;
+	const char *base;
+	Dl_info info;
+
+	if (!dladdr((void *)ibv_get_device_list, &info) || !info.dli_fname ||
+	    !realpath(info.dli_fname, real)) {
+		uib_dbg("cannot locate libibverbs; trusting its ABI symbol");
+		return true;
+	}
+	base = strrchr(real, '/');
+	base = base ? base + 1 : real;
+	if (sscanf(base, "libibverbs.so.1.%u.%u.%u", &abi, &major, &minor) !=
+	    3) {
+		uib_dbg("cannot read the release of %s; trusting its ABI symbol",
+			real);
+		return true;
+	}
+	if (major < UIB_PABI_MIN_RELEASE || major > UIB_PABI_MAX_RELEASE) {
+		uib_err("%s is rdma-core %u.%u; this provider supports the private ABI of rdma-core %d to %d only, not registering",
+			real, major, minor, UIB_PABI_MIN_RELEASE,
+			UIB_PABI_MAX_RELEASE);
+		return false;
+	}
+	return true;
+}
+
+static __attribute__((constructor)) void uib_register_driver(void)
+{
+	const char *dbg = getenv("UIB_DEBUG");
+
+	uib_debug = dbg && *dbg && strcmp(dbg, "0");
+	if (!uib_abi_check())
+		return;
+	verbs_register_driver_34(&uib_dev_ops);
+}
