@@ -71,6 +71,8 @@ int uib_state_create(const char *path, const struct uib_dev_config *cfg,
 	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
 	ret = -pthread_mutex_init(&sh->lock, &ma);
+	if (!ret)
+		ret = -pthread_mutex_init(&sh->atomic_lock, &ma);
 	pthread_mutexattr_destroy(&ma);
 	if (ret)
 		goto err_unmap;
@@ -403,8 +405,26 @@ int uib_qpn_alloc(struct uib_state *st, const struct uib_qp_slot *tmpl,
 		    UIB_SLOT_FREE)
 			continue;
 		q->ctx = tmpl->ctx;
+		q->port = tmpl->port;
 		q->pd = tmpl->pd;
 		q->qp_type = tmpl->qp_type;
+		q->qkey = tmpl->qkey;
+		q->access = tmpl->access;
+		q->min_rnr_timer = tmpl->min_rnr_timer;
+		q->dest_qpn = tmpl->dest_qpn;
+		q->pkey = tmpl->pkey;
+		q->pid = tmpl->pid;
+		q->rq_fd = tmpl->rq_fd;
+		q->srq_fd = tmpl->srq_fd;
+		q->rcq_fd = tmpl->rcq_fd;
+		q->rq_uid = tmpl->rq_uid;
+		q->srq_uid = tmpl->srq_uid;
+		q->rcq_uid = tmpl->rcq_uid;
+		q->user_qp = tmpl->user_qp;
+		atomic_store_explicit(&q->qp_state, IBV_QPS_RESET,
+				      memory_order_relaxed);
+		atomic_fetch_add_explicit(&q->incarnation, 1,
+					  memory_order_relaxed);
 		atomic_store_explicit(&q->state, UIB_SLOT_LIVE,
 				      memory_order_release);
 		atomic_store_explicit(&sh->qp_hint, idx + 1,
@@ -436,6 +456,21 @@ int uib_qpn_free(struct uib_state *st, uint32_t qpn)
 			      memory_order_release);
 	uib_state_unlock(st);
 	return 0;
+}
+
+struct uib_qp_slot *uib_qp_lookup(const struct uib_state *st, uint32_t qpn)
+{
+	uint32_t idx = qpn - UIB_QPN_BASE;
+	struct uib_qp_slot *q;
+
+	if (qpn < UIB_QPN_BASE || idx >= UIB_MAX_QP)
+		return NULL;
+	q = &st->sh->qp[idx];
+	/* Pairs with the release store in uib_qpn_alloc(). */
+	if (atomic_load_explicit(&q->state, memory_order_acquire) !=
+	    UIB_SLOT_LIVE)
+		return NULL;
+	return q;
 }
 
 void uib_state_usage(const struct uib_state *st, struct uib_state_usage *u)

@@ -85,12 +85,35 @@ struct uib_mr_slot {
 	uint64_t iova;			/* start as remote peers address it */
 };
 
+/*
+ * What a requester needs to know of a QP it sends to.  The owner fills the
+ * slot at create/modify time; the QP state word is shared: a requester
+ * moves a responder QP to IBV_QPS_ERR on a fatal remote error (IBA 9.9),
+ * and the owner flushes its queues when it sees that.
+ */
 struct uib_qp_slot {
-	_Atomic uint32_t state;
+	_Atomic uint32_t state;		/* slot state */
 	uint16_t ctx;
-	uint16_t reserved;
+	uint8_t port;
+	uint8_t reserved;
 	uint32_t pd;
 	uint32_t qp_type;		/* enum ibv_qp_type */
+	_Atomic uint32_t qp_state;	/* enum ibv_qp_state */
+	_Atomic uint32_t incarnation;	/* changes with every allocation */
+	uint32_t qkey;
+	uint32_t access;		/* qp_access_flags */
+	uint32_t min_rnr_timer;
+	uint32_t dest_qpn;		/* RC/UC peer */
+	uint16_t pkey;
+	uint16_t reserved2;
+	int32_t pid;
+	int32_t rq_fd;			/* -1 if the QP uses an SRQ */
+	int32_t srq_fd;
+	int32_t rcq_fd;
+	uint64_t rq_uid;
+	uint64_t srq_uid;
+	uint64_t rcq_uid;
+	uint64_t user_qp;		/* the owner's struct ibv_qp *, for events */
 };
 
 struct uib_dev_shared {
@@ -111,6 +134,7 @@ struct uib_dev_shared {
 	_Atomic uint32_t mr_hint;	/* where the next MR slot search starts */
 	_Atomic uint32_t qp_hint;
 	uint32_t reserved2;
+	pthread_mutex_t atomic_lock;	/* makes remote atomics atomic device-wide */
 
 	struct uib_port_shared port[UIB_MAX_PORTS];
 	struct uib_ctx_slot ctx[UIB_MAX_CTX];
@@ -166,6 +190,8 @@ const struct uib_mr_slot *uib_mr_lookup(const struct uib_state *st,
 int uib_qpn_alloc(struct uib_state *st, const struct uib_qp_slot *tmpl,
 		  uint32_t *qpn);
 int uib_qpn_free(struct uib_state *st, uint32_t qpn);
+/* Lock-free lookup for the data path: the live slot of qpn, or NULL. */
+struct uib_qp_slot *uib_qp_lookup(const struct uib_state *st, uint32_t qpn);
 
 struct uib_state_usage {
 	unsigned int contexts, dead_contexts, mrs, qps;

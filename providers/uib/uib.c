@@ -29,12 +29,31 @@ static void uib_free_context(struct ibv_context *ibctx);
 
 static const struct verbs_context_ops uib_ctx_ops = {
 	.alloc_pd = uib_alloc_pd,
+	.create_ah = uib_create_ah,
+	.create_cq = uib_create_cq,
+	.create_cq_ex = uib_create_cq_ex,
+	.create_qp = uib_create_qp,
+	.create_qp_ex = uib_create_qp_ex,
+	.create_srq = uib_create_srq,
 	.dealloc_pd = uib_dealloc_pd,
 	.dereg_mr = uib_dereg_mr,
+	.destroy_ah = uib_destroy_ah,
+	.destroy_cq = uib_destroy_cq,
+	.destroy_qp = uib_destroy_qp,
+	.destroy_srq = uib_destroy_srq,
 	.free_context = uib_free_context,
+	.modify_qp = uib_modify_qp,
+	.modify_srq = uib_modify_srq,
+	.poll_cq = uib_poll_cq,
+	.post_recv = uib_post_recv,
+	.post_send = uib_post_send,
+	.post_srq_recv = uib_post_srq_recv,
 	.query_device_ex = uib_query_device_ex,
 	.query_port = uib_query_port,
+	.query_qp = uib_query_qp,
+	.query_srq = uib_query_srq,
 	.reg_mr = uib_reg_mr,
+	.req_notify_cq = uib_req_notify_cq,
 };
 
 static int read_sysfs_line(const char *dir, const char *file, char *buf,
@@ -117,6 +136,8 @@ static struct verbs_context *uib_alloc_context(struct ibv_device *ibdev,
 	ctx->st.fd = -1;
 	ctx->ctx_slot = -1;
 	ctx->async_wr = -1;
+	pthread_mutex_init(&ctx->qp_lock, NULL);
+	snprintf(ctx->run_dir, sizeof(ctx->run_dir), "%s", dev->run_dir);
 
 	/*
 	 * libibverbs opened /dev/infiniband/uverbsN (a link to /dev/null)

@@ -4,7 +4,13 @@
  * libibverbs object it extends, and the one-line conversions between them.
  *
  * Files: uib.c (registration, device and context setup), verbs.c (control
- * verbs).  Error convention: verbs return NULL + errno, or a positive errno.
+ * verbs: query, PD, MR, AH), qp.c (QP create/modify/query, the IBA state
+ * machine, flush), srq.c (SRQ and receive posting), cq.c (CQ and polling),
+ * send.c (send posting and its execution: the requester side of the data
+ * path), xport.c (finding peers and moving bytes between processes),
+ * queue.c (queue memory).
+ * Error convention: verbs return NULL + errno, or a positive errno;
+ * internal helpers return 0 or -errno.
  */
 #ifndef UIB_H
 #define UIB_H
@@ -16,7 +22,12 @@
 
 #include <infiniband/verbs.h>
 
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/uio.h>
+
 #include "uib_pabi.h"
+#include "queue.h"
 #include "state.h"
 
 #define UIB_VENDOR_ID 0x000000
@@ -35,6 +46,10 @@ enum {
 	UIB_MAX_MCAST_QP_ATTACH = 64,
 	UIB_MAX_AH = 65536,
 	UIB_MAX_PD = 1 << 24,
+	UIB_MAX_INLINE = 512,
+	UIB_MTU = 4096,
+	UIB_GRH_LEN = 40,
+	UIB_MAX_MSG = 1u << 31,
 };
 #define UIB_MAX_MR_SIZE (1ull << 40)
 
@@ -44,12 +59,146 @@ struct uib_device {
 	char state_path[PATH_MAX / 2];
 };
 
+struct uib_qp;
+
 struct uib_context {
 	struct verbs_context vctx;
 	struct uib_state st;
 	int ctx_slot;		/* our slot in the device's context table */
 	int async_wr;		/* write end behind context.async_fd */
+	char run_dir[PATH_MAX / 4];
+
+	pthread_mutex_t qp_lock;	/* guards qps */
+	struct uib_qp *qps;		/* every QP of this context */
+	atomic_int npending;		/* QPs with send work blocked */
 };
+
+struct uib_cq {
+	struct verbs_cq vcq;
+	struct uib_qbuf q;
+	pthread_spinlock_t lock;	/* consumer side */
+	uint32_t cons;			/* our copy of q.hdr->cons */
+	atomic_int users;		/* QPs using this CQ */
+	struct ibv_wc cur;		/* ibv_cq_ex: the entry being read */
+};
+
+struct uib_srq {
+	struct verbs_srq vsrq;
+	struct uib_qbuf q;
+	pthread_spinlock_t lock;	/* producer side */
+	uint32_t max_wr;
+	uint32_t max_sge;
+	atomic_int users;
+};
+
+struct uib_ah {
+	struct ibv_ah ibv_ah;
+	struct ibv_ah_attr attr;
+};
+
+/* A device of the subnet (any uib device in our run directory). */
+struct uib_devref {
+	struct uib_devref *next;
+	char name[UIB_NAME_MAX];
+	struct uib_state st;
+};
+
+/* A remote QP, resolved: where its receive queue and CQ are. */
+struct uib_peer {
+	struct uib_devref *dev;
+	struct uib_qp_slot *slot;
+	uint32_t qpn;
+	uint32_t incarnation;
+	int32_t pid;
+	uint8_t port;
+	struct uib_qhdr *rq;		/* its RQ, or its SRQ */
+	struct uib_qhdr *rcq;
+};
+
+/* A send WQE as the requester keeps it until executed. */
+struct uib_swqe {
+	uint64_t wr_id;
+	uint32_t opcode;		/* enum ibv_wr_opcode */
+	uint32_t send_flags;
+	uint32_t num_sge;
+	uint32_t imm_data;		/* network order */
+	uint64_t remote_addr;
+	uint32_t rkey;
+	uint32_t inline_len;
+	uint64_t compare_add;
+	uint64_t swap;
+	/* UD */
+	uint32_t remote_qpn;
+	uint32_t remote_qkey;
+	struct ibv_ah_attr ah;
+	/* then num_sge struct ibv_sge, or inline_len bytes */
+	uint8_t payload[] __attribute__((aligned(16)));
+};
+
+struct uib_qp {
+	struct verbs_qp vqp;
+	struct uib_context *ctx;
+	struct uib_qp *next;		/* in ctx->qps */
+	struct uib_qp_slot *slot;	/* ours, in the device state */
+	uint32_t qpn;
+	struct ibv_qp_attr attr;	/* as modified, for query_qp */
+	struct ibv_qp_cap cap;
+	bool sq_sig_all;
+	bool flushed;			/* queues flushed since entering ERR */
+
+	struct uib_qbuf rq;		/* unused with an SRQ */
+	pthread_spinlock_t rq_lock;
+
+	pthread_spinlock_t sq_lock;
+	uint8_t *sq;
+	uint32_t sq_stride;
+	uint32_t sq_mask;
+	uint32_t sq_head;		/* next WQE to execute */
+	uint32_t sq_tail;		/* next free */
+	uint32_t wr_begin;		/* ibv_wr_start(): first staged WQE */
+	int wr_err;			/* ibv_wr_*(): first error staged */
+	bool pending;			/* head WQE is waiting (RNR, retry) */
+	uint64_t wait_since_ns;		/* when the head WQE started waiting */
+
+	struct uib_peer peer;		/* RC/UC: the connected QP */
+	struct uib_peer ud_peer;	/* UD: last destination */
+};
+
+static inline struct uib_cq *to_ucq(struct ibv_cq *ibcq)
+{
+	return uib_pabi_container_of(ibcq, struct uib_cq, vcq.cq);
+}
+
+static inline struct uib_cq *to_ucq_ex(struct ibv_cq_ex *ibcq)
+{
+	return uib_pabi_container_of(ibcq, struct uib_cq, vcq.cq_ex);
+}
+
+static inline struct uib_qp *to_uqp(struct ibv_qp *ibqp)
+{
+	return uib_pabi_container_of(ibqp, struct uib_qp, vqp.qp);
+}
+
+static inline struct uib_qp *to_uqp_ex(struct ibv_qp_ex *ibqp)
+{
+	return uib_pabi_container_of(ibqp, struct uib_qp, vqp.qp_ex);
+}
+
+static inline struct uib_srq *to_usrq(struct ibv_srq *ibsrq)
+{
+	return uib_pabi_container_of(ibsrq, struct uib_srq, vsrq.srq);
+}
+
+static inline struct uib_ah *to_uah(struct ibv_ah *ibah)
+{
+	return uib_pabi_container_of(ibah, struct uib_ah, ibv_ah);
+}
+
+static inline struct uib_swqe *uib_sq_wqe(struct uib_qp *qp, uint32_t idx)
+{
+	return (struct uib_swqe *)(qp->sq + (size_t)(idx & qp->sq_mask) *
+						   qp->sq_stride);
+}
 
 struct uib_pd {
 	struct ibv_pd ibv_pd;
@@ -102,5 +251,88 @@ int uib_dealloc_pd(struct ibv_pd *pd);
 struct ibv_mr *uib_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 			  uint64_t hca_va, int access);
 int uib_dereg_mr(struct verbs_mr *vmr);
+struct ibv_ah *uib_create_ah(struct ibv_pd *pd, struct ibv_ah_attr *attr);
+int uib_destroy_ah(struct ibv_ah *ah);
+/* Checks lkey/addr/length against our MRs; 0 or an ibv_wc_status. */
+int uib_check_lkey(struct uib_context *ctx, uint32_t pdn,
+		   const struct ibv_sge *sge, int need_access);
+
+/* cq.c */
+struct ibv_cq *uib_create_cq(struct ibv_context *context, int cqe,
+			     struct ibv_comp_channel *channel, int comp_vector);
+struct ibv_cq_ex *uib_create_cq_ex(struct ibv_context *context,
+				   struct ibv_cq_init_attr_ex *attr);
+int uib_destroy_cq(struct ibv_cq *cq);
+int uib_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc);
+int uib_req_notify_cq(struct ibv_cq *cq, int solicited_only);
+/* Writes a CQE into a CQ (ours or a peer's).  0 or -EAGAIN if full. */
+int uib_cq_push(struct uib_qhdr *cq, const struct uib_cqe *cqe);
+
+/* qp.c */
+struct ibv_qp *uib_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *attr);
+struct ibv_qp *uib_create_qp_ex(struct ibv_context *context,
+				struct ibv_qp_init_attr_ex *attr);
+int uib_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask);
+int uib_query_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask,
+		 struct ibv_qp_init_attr *init_attr);
+int uib_destroy_qp(struct ibv_qp *qp);
+/* Moves qp to ERR (shared state) and flushes; caller holds sq_lock. */
+void __uib_qp_to_err(struct uib_qp *qp);
+/* Flushes the queues of every QP of ctx that a peer moved to ERR. */
+void uib_ctx_check_errors(struct uib_context *ctx);
+uint32_t uib_qp_state(const struct uib_qp *qp);
+
+/* srq.c */
+struct ibv_srq *uib_create_srq(struct ibv_pd *pd,
+			       struct ibv_srq_init_attr *attr);
+int uib_modify_srq(struct ibv_srq *srq, struct ibv_srq_attr *attr, int mask);
+int uib_query_srq(struct ibv_srq *srq, struct ibv_srq_attr *attr);
+int uib_destroy_srq(struct ibv_srq *srq);
+int uib_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr,
+		  struct ibv_recv_wr **bad_wr);
+int uib_post_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr,
+		      struct ibv_recv_wr **bad_wr);
+int uib_rq_alloc(struct uib_qbuf *qb, enum uib_qkind kind, uint32_t max_wr,
+		 uint32_t max_sge);
+/* Claims the next receive WQE of a ring (any process); copies it to out.
+ * Returns 0, or -ENOENT if none is posted. */
+int uib_rq_claim(struct uib_qhdr *rq, struct uib_rwqe *out);
+/* Completes every posted receive of qp's own RQ with FLUSH_ERR. */
+void uib_rq_flush(struct uib_qp *qp);
+
+/* send.c */
+int uib_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr,
+		  struct ibv_send_wr **bad_wr);
+void uib_qp_init_wr_ops(struct uib_qp *qp);
+/* Executes queued send work; caller holds qp->sq_lock. */
+void __uib_sq_progress(struct uib_qp *qp);
+/* Runs blocked send work of every QP of ctx (from poll_cq). */
+void uib_ctx_progress(struct uib_context *ctx);
+/* Completes every queued send WQE with FLUSH_ERR; caller holds sq_lock. */
+void __uib_sq_flush(struct uib_qp *qp);
+
+/* xport.c: the subnet and the local transport */
+struct uib_devref *uib_subnet_find(struct uib_context *ctx,
+				   const struct ibv_ah_attr *ah,
+				   uint8_t *port);
+int uib_peer_resolve(struct uib_peer *p, struct uib_devref *dev,
+		     uint8_t port, uint32_t qpn);
+bool uib_peer_valid(const struct uib_peer *p);
+int32_t uib_mr_owner_pid(const struct uib_state *st,
+			 const struct uib_mr_slot *mr);
+/* Copies between our memory and process pid's: 0 or -errno
+ * (-ESRCH: gone, -EFAULT: not mapped). */
+int uib_xport_write(int32_t pid, const struct iovec *local, int nl,
+		    const struct iovec *remote, int nr);
+int uib_xport_read(int32_t pid, const struct iovec *local, int nl,
+		   const struct iovec *remote, int nr);
+
+static inline uint64_t uib_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
 
 #endif /* UIB_H */

@@ -232,3 +232,45 @@ int uib_dereg_mr(struct verbs_mr *vmr)
 	free(mr);
 	return 0;
 }
+
+int uib_check_lkey(struct uib_context *ctx, uint32_t pdn,
+		   const struct ibv_sge *sge, int need_access)
+{
+	const struct uib_mr_slot *mr = uib_mr_lookup(&ctx->st, sge->lkey);
+
+	/* An lkey names memory of this process only: another process's
+	 * key on the same device is as wrong as a stale one. */
+	if (!mr || mr->ctx != ctx->ctx_slot || mr->pd != pdn ||
+	    (need_access & ~mr->access) || sge->addr < mr->addr ||
+	    sge->addr - mr->addr > mr->length ||
+	    sge->length > mr->length - (sge->addr - mr->addr))
+		return IBV_WC_LOC_PROT_ERR;
+	return IBV_WC_SUCCESS;
+}
+
+struct ibv_ah *uib_create_ah(struct ibv_pd *pd, struct ibv_ah_attr *attr)
+{
+	struct uib_context *ctx = to_uctx(pd->context);
+	struct uib_ah *ah;
+
+	if (attr->port_num < 1 || attr->port_num > ctx->st.sh->num_ports ||
+	    attr->sl > 15 ||
+	    (!attr->is_global && (!attr->dlid || attr->dlid > UIB_MAX_LID)) ||
+	    (attr->is_global && attr->grh.sgid_index >= UIB_GID_TBL_LEN)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ah = calloc(1, sizeof(*ah));
+	if (!ah) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	ah->attr = *attr;
+	return &ah->ibv_ah;
+}
+
+int uib_destroy_ah(struct ibv_ah *ah)
+{
+	free(to_uah(ah));
+	return 0;
+}

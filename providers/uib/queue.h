@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Queue memory: the "hardware" queues of uib.
+ *
+ * Every receive queue, SRQ and CQ is a ring in its own memfd, mapped by its
+ * owner and, through /proc/<owner>/fd/<fd>, by every process that sends to
+ * it.  A header (one cache line per index) precedes a power-of-two array of
+ * fixed-stride entries.
+ *
+ * Receive queue / SRQ: one producer (the owner, under its own lock), many
+ * consumers (the requesters that deliver messages into it).
+ *   owner:     writes the WQE at prod, then store-release prod + 1;
+ *              never writes slot i while i - cons >= size (load-acquire cons).
+ *   requester: load-acquire prod, copies the WQE at cons, then claims it with
+ *              a CAS cons -> cons + 1.  The owner cannot have rewritten that
+ *              slot before the CAS succeeds (cons had not passed it), so a
+ *              successful CAS validates the copy.
+ *
+ * CQ: many producers (the owner's own send completions, and requesters
+ * delivering receive completions), one consumer (the owner).
+ *   producer:  reserves slot r with a CAS on prod while r - cons < size,
+ *              writes the CQE body, then store-release seq = r + 1.
+ *   consumer:  the CQE at cons is valid once load-acquire seq == cons + 1;
+ *              after reading it, store-release cons + 1.
+ * A reserved slot that turns out not to be needed is published as a NOP
+ * CQE, which the consumer skips.
+ */
+#ifndef UIB_QUEUE_H
+#define UIB_QUEUE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UIB_CACHELINE 64
+
+enum uib_qkind {
+	UIB_QK_CQ = 1,
+	UIB_QK_RQ = 2,
+	UIB_QK_SRQ = 3,
+};
+
+enum {
+	UIB_Q_OVERRUN = 1 << 0,		/* a completion found the CQ full */
+	UIB_Q_ATTENTION = 1 << 1,	/* a peer moved a QP of this CQ to ERR */
+};
+
+struct uib_qhdr {
+	uint64_t uid;		/* identifies this queue memory on the host */
+	uint32_t kind;		/* enum uib_qkind */
+	uint32_t log_size;
+	uint32_t stride;	/* bytes per entry */
+	uint32_t max_sge;	/* RQ/SRQ */
+	int32_t owner_pid;
+	_Atomic uint32_t srq_limit;	/* SRQ: armed limit, 0 = not armed */
+	_Atomic uint32_t error;		/* CQ: UIB_Q_* */
+	uint8_t pad0[UIB_CACHELINE - 36];
+
+	_Atomic uint32_t prod __attribute__((aligned(UIB_CACHELINE)));
+	uint8_t pad1[UIB_CACHELINE - 4];
+	_Atomic uint32_t cons __attribute__((aligned(UIB_CACHELINE)));
+	uint8_t pad2[UIB_CACHELINE - 4];
+};
+
+#define UIB_QHDR_SIZE sizeof(struct uib_qhdr)
+
+/* A receive WQE: wr_id and a scatter list in the owner's address space. */
+struct uib_rsge {
+	uint64_t addr;
+	uint32_t length;
+	uint32_t lkey;
+};
+
+struct uib_rwqe {
+	uint64_t wr_id;
+	uint32_t num_sge;
+	uint32_t reserved;
+	struct uib_rsge sge[];
+};
+
+/* Small SEND payloads ride in the CQE; the owner scatters them into its
+ * receive buffer when it polls (one copy, no system call). */
+enum { UIB_CQE_INLINE_MAX = 52 };
+
+enum {
+	UIB_CQE_F_NOP = 1 << 0,		/* skip: a reservation not used */
+	UIB_CQE_F_INLINE = 1 << 1,	/* data[] goes to frag[] at poll */
+};
+
+struct uib_cqe {
+	uint64_t wr_id;
+	uint32_t status;	/* enum ibv_wc_status */
+	uint32_t opcode;	/* enum ibv_wc_opcode */
+	uint32_t vendor_err;
+	uint32_t byte_len;
+	uint32_t imm_data;	/* network order, as in ibv_wc */
+	uint32_t qp_num;
+	uint32_t src_qp;
+	uint32_t wc_flags;
+	uint16_t pkey_index;
+	uint16_t slid;
+	uint8_t sl;
+	uint8_t dlid_path_bits;
+	uint8_t flags;		/* UIB_CQE_F_* */
+	uint8_t nfrag;
+	struct {
+		uint64_t addr;
+		uint32_t len;
+	} __attribute__((packed)) frag[2];
+	uint8_t data[UIB_CQE_INLINE_MAX];
+	_Atomic uint32_t seq;	/* written last: r + 1 for slot r */
+};
+
+_Static_assert(sizeof(struct uib_cqe) == 128, "CQE is two cache lines");
+
+static inline void *uib_qentry(struct uib_qhdr *q, uint32_t idx)
+{
+	return (char *)q + UIB_QHDR_SIZE +
+	       (size_t)(idx & ((1u << q->log_size) - 1)) * q->stride;
+}
+
+static inline uint32_t uib_qsize(const struct uib_qhdr *q)
+{
+	return 1u << q->log_size;
+}
+
+/* CQ producer: reserve a slot.  Any process.  Returns 0 or -EAGAIN. */
+static inline int uib_cq_reserve(struct uib_qhdr *cq, uint32_t *slot)
+{
+	uint32_t r = atomic_load_explicit(&cq->prod, memory_order_relaxed);
+
+	do {
+		/* Acquire: the consumer is done with the slot we may take. */
+		if (r - atomic_load_explicit(&cq->cons, memory_order_acquire) >=
+		    uib_qsize(cq))
+			return -11; /* -EAGAIN */
+	} while (!atomic_compare_exchange_weak_explicit(
+		&cq->prod, &r, r + 1, memory_order_relaxed,
+		memory_order_relaxed));
+	*slot = r;
+	return 0;
+}
+
+/* CQ producer: publish the CQE written into reserved slot r. */
+static inline void uib_cq_publish(struct uib_cqe *cqe, uint32_t r)
+{
+	atomic_store_explicit(&cqe->seq, r + 1, memory_order_release);
+}
+
+/* Queue memory owned by this process. */
+struct uib_qbuf {
+	struct uib_qhdr *hdr;
+	size_t len;
+	int fd;			/* memfd; peers open /proc/<pid>/fd/<fd> */
+};
+
+int uib_qbuf_alloc(struct uib_qbuf *qb, enum uib_qkind kind,
+		   uint32_t entries, uint32_t stride, uint32_t max_sge);
+void uib_qbuf_free(struct uib_qbuf *qb);
+
+/* Maps a peer's queue memory (cached).  Returns NULL if the peer or the
+ * queue is gone, or uid does not match. */
+struct uib_qhdr *uib_qmap_get(int32_t pid, int32_t fd, uint64_t uid);
+/* Drops cached mappings of a dead process. */
+void uib_qmap_forget(int32_t pid);
+
+#endif /* UIB_QUEUE_H */
