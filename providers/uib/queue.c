@@ -17,20 +17,11 @@
 
 #include "queue.h"
 
-static uint64_t new_uid(void)
-{
-	static _Atomic uint64_t counter;
-	uint64_t r = 0;
-
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-		r = (uint64_t)getpid() << 32;
-	return r ^ atomic_fetch_add(&counter, 0x9e3779b97f4a7c15ull);
-}
-
 int uib_qbuf_alloc(struct uib_qbuf *qb, enum uib_qkind kind,
 		   uint32_t entries, uint32_t stride, uint32_t max_sge)
 {
 	uint32_t log = 0;
+	struct stat sb;
 	void *p;
 	int ret;
 
@@ -49,8 +40,15 @@ int uib_qbuf_alloc(struct uib_qbuf *qb, enum uib_qkind kind,
 		ret = -errno;
 		goto err_fd;
 	}
+	if (fstat(qb->fd, &sb)) {
+		ret = -errno;
+		munmap(p, qb->len);
+		goto err_fd;
+	}
 	qb->hdr = p;
-	qb->hdr->uid = new_uid();
+	/* The memfd's inode number: unique among live memfds, and what a
+	 * peer checks after opening /proc/<pid>/fd/<fd>. */
+	qb->hdr->uid = sb.st_ino;
 	qb->hdr->kind = kind;
 	qb->hdr->log_size = log;
 	qb->hdr->stride = stride;
@@ -75,96 +73,107 @@ void uib_qbuf_free(struct uib_qbuf *qb)
 }
 
 /*
- * Peers' queues we have mapped, by (pid, fd, uid).  Mappings stay until
- * the peer is found dead: a destroyed queue's memory stays valid (if
- * unused) while we map it, so a stale entry is harmless, and the uid
- * check stops us from using a reused fd number.
+ * Peers' memory we have mapped (queues and shared MR segments), by
+ * (pid, fd, inode).  Mappings stay until the peer is found dead: memory a
+ * peer has freed stays valid (if unused) while we map it, so a stale entry
+ * is harmless, and the inode check stops us from using a reused fd number.
  */
-struct qmap {
-	struct qmap *next;
+struct pmap {
+	struct pmap *next;
 	int32_t pid;
 	int32_t fd;
-	uint64_t uid;
-	struct uib_qhdr *hdr;
+	uint64_t ino;
+	void *base;
 	size_t len;
 };
 
-static pthread_mutex_t qmap_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct qmap *qmaps;
+static pthread_mutex_t pmap_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pmap *pmaps;
 
-static struct qmap *qmap_open(int32_t pid, int32_t fd, uint64_t uid)
+static struct pmap *pmap_open(int32_t pid, int32_t fd, uint64_t ino)
 {
 	char path[64];
 	struct stat sb;
-	struct qmap *m;
+	struct pmap *m;
 	void *p;
-	int qfd;
+	int mfd;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
-	qfd = open(path, O_RDWR | O_CLOEXEC);
-	if (qfd < 0)
+	mfd = open(path, O_RDWR | O_CLOEXEC);
+	if (mfd < 0)
 		return NULL;
-	if (fstat(qfd, &sb) || (size_t)sb.st_size < UIB_QHDR_SIZE) {
-		close(qfd);
+	if (fstat(mfd, &sb) || (uint64_t)sb.st_ino != ino || !sb.st_size) {
+		close(mfd);
 		return NULL;
 	}
-	p = mmap(NULL, sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, qfd, 0);
-	close(qfd);
+	p = mmap(NULL, sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	close(mfd);
 	if (p == MAP_FAILED)
 		return NULL;
 	m = calloc(1, sizeof(*m));
-	if (!m || ((struct uib_qhdr *)p)->uid != uid) {
+	if (!m) {
 		munmap(p, sb.st_size);
-		free(m);
 		return NULL;
 	}
 	m->pid = pid;
 	m->fd = fd;
-	m->uid = uid;
-	m->hdr = p;
+	m->ino = ino;
+	m->base = p;
 	m->len = sb.st_size;
 	return m;
 }
 
-struct uib_qhdr *uib_qmap_get(int32_t pid, int32_t fd, uint64_t uid)
+void *uib_pmap_get(int32_t pid, int32_t fd, uint64_t ino, size_t *len)
 {
-	struct uib_qhdr *hdr = NULL;
-	struct qmap *m;
+	struct pmap *m;
+	void *base = NULL;
 
 	if (fd < 0)
 		return NULL;
-	/* Our own queues: the peer is us. */
-	pthread_mutex_lock(&qmap_lock);
-	for (m = qmaps; m; m = m->next)
-		if (m->pid == pid && m->fd == fd && m->uid == uid) {
-			hdr = m->hdr;
+	pthread_mutex_lock(&pmap_lock);
+	for (m = pmaps; m; m = m->next)
+		if (m->pid == pid && m->fd == fd && m->ino == ino)
 			break;
-		}
-	if (!hdr) {
-		m = qmap_open(pid, fd, uid);
+	if (!m) {
+		m = pmap_open(pid, fd, ino);
 		if (m) {
-			m->next = qmaps;
-			qmaps = m;
-			hdr = m->hdr;
+			m->next = pmaps;
+			pmaps = m;
 		}
 	}
-	pthread_mutex_unlock(&qmap_lock);
-	return hdr;
+	if (m) {
+		base = m->base;
+		if (len)
+			*len = m->len;
+	}
+	pthread_mutex_unlock(&pmap_lock);
+	return base;
 }
 
-void uib_qmap_forget(int32_t pid)
+struct uib_qhdr *uib_qmap_get(int32_t pid, int32_t fd, uint64_t uid)
 {
-	struct qmap **pp, *m;
+	size_t len;
+	struct uib_qhdr *q = uib_pmap_get(pid, fd, uid, &len);
 
-	pthread_mutex_lock(&qmap_lock);
-	for (pp = &qmaps; (m = *pp);) {
+	if (!q || len < UIB_QHDR_SIZE || q->uid != uid ||
+	    len < UIB_QHDR_SIZE + ((size_t)q->stride << q->log_size))
+		return NULL;
+	return q;
+}
+
+void uib_pmap_forget(int32_t pid)
+{
+	struct pmap **pp, *m;
+
+	pthread_mutex_lock(&pmap_lock);
+	for (pp = &pmaps; (m = *pp);) {
 		if (m->pid == pid) {
 			*pp = m->next;
-			munmap(m->hdr, m->len);
+			munmap(m->base, m->len);
 			free(m);
 		} else {
 			pp = &m->next;
 		}
 	}
-	pthread_mutex_unlock(&qmap_lock);
+	pthread_mutex_unlock(&pmap_lock);
 }

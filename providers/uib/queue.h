@@ -46,7 +46,7 @@ enum {
 };
 
 struct uib_qhdr {
-	uint64_t uid;		/* identifies this queue memory on the host */
+	uint64_t uid;		/* the memfd's inode number */
 	uint32_t kind;		/* enum uib_qkind */
 	uint32_t log_size;
 	uint32_t stride;	/* bytes per entry */
@@ -158,10 +158,12 @@ int uib_qbuf_alloc(struct uib_qbuf *qb, enum uib_qkind kind,
 		   uint32_t entries, uint32_t stride, uint32_t max_sge);
 void uib_qbuf_free(struct uib_qbuf *qb);
 
-/* Maps a peer's queue memory (cached).  Returns NULL if the peer or the
- * queue is gone, or uid does not match. */
+/* Maps a peer's memfd (cached): its base and size, or NULL if the peer or
+ * the memory is gone or the inode does not match. */
+void *uib_pmap_get(int32_t pid, int32_t fd, uint64_t ino, size_t *len);
+/* A peer's queue memory; NULL unless it is a whole queue with that uid. */
 struct uib_qhdr *uib_qmap_get(int32_t pid, int32_t fd, uint64_t uid);
 /* Drops cached mappings of a dead process. */
-void uib_qmap_forget(int32_t pid);
+void uib_pmap_forget(int32_t pid);
 
 #endif /* UIB_QUEUE_H */

@@ -97,12 +97,13 @@ static bool responder_ready(const struct uib_peer *p)
 }
 
 /* Responder's view of a receive scatter list covering len bytes. */
-static int recv_iov(const struct uib_peer *p, const struct uib_rwqe *rw,
-		    size_t len, struct iovec *riov, int *nr)
+static int recv_target(const struct uib_peer *p, const struct uib_rwqe *rw,
+		       size_t len, struct uib_target *t)
 {
 	uint32_t i;
 
-	*nr = 0;
+	t->pid = p->pid;
+	t->n = 0;
 	for (i = 0; i < rw->num_sge && len; i++) {
 		const struct uib_rsge *s = &rw->sge[i];
 		const struct uib_mr_slot *mr;
@@ -116,17 +117,16 @@ static int recv_iov(const struct uib_peer *p, const struct uib_rwqe *rw,
 		    s->addr < mr->addr ||
 		    s->addr + n > mr->addr + mr->length)
 			return -EACCES;
-		riov[*nr].iov_base = (void *)(uintptr_t)s->addr;
-		riov[*nr].iov_len = n;
-		(*nr)++;
+		uib_target_add(t, &p->dev->st, mr, s->addr, n);
 		len -= n;
 	}
 	return len ? -EMSGSIZE : 0;
 }
 
 /* Responder's view of [raddr, raddr+len) under rkey, with access. */
-static int rkey_iov(const struct uib_peer *p, uint32_t rkey, uint64_t raddr,
-		    size_t len, int access, struct iovec *riov, int32_t *pid)
+static int rkey_target(const struct uib_peer *p, uint32_t rkey,
+		       uint64_t raddr, size_t len, int access,
+		       struct uib_target *t)
 {
 	const struct uib_mr_slot *mr = uib_mr_lookup(&p->dev->st, rkey);
 
@@ -134,9 +134,9 @@ static int rkey_iov(const struct uib_peer *p, uint32_t rkey, uint64_t raddr,
 	    !(p->slot->access & access) || raddr < mr->iova ||
 	    raddr - mr->iova > mr->length || len > mr->length - (raddr - mr->iova))
 		return -EACCES;
-	riov->iov_base = (void *)(uintptr_t)(mr->addr + (raddr - mr->iova));
-	riov->iov_len = len;
-	*pid = uib_mr_owner_pid(&p->dev->st, mr);
+	t->pid = uib_mr_owner_pid(&p->dev->st, mr);
+	t->n = 0;
+	uib_target_add(t, &p->dev->st, mr, mr->addr + (raddr - mr->iova), len);
 	return 0;
 }
 
@@ -186,11 +186,11 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 	} rw;
 	enum ibv_qp_type type = qp->vqp.qp.qp_type;
 	bool write_imm = w->opcode == IBV_WR_RDMA_WRITE_WITH_IMM;
-	struct iovec riov[UIB_MAX_SGE];
+	struct uib_target t = { .n = 0 };
 	struct uib_cqe *cqe;
 	uint32_t slot;
 	size_t total = x->len;
-	int nr = 0, ret;
+	int ret;
 
 	if (uib_rq_claim(p->rq, &rw.w))
 		return type == IBV_QPT_RC ? X_RNR : X_DONE;
@@ -219,7 +219,7 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 	if (ah && ah->is_global)
 		cqe->wc_flags |= IBV_WC_GRH;
 
-	ret = write_imm ? 0 : recv_iov(p, &rw.w, total, riov, &nr);
+	ret = write_imm ? 0 : recv_target(p, &rw.w, total, &t);
 	if (ret) {
 		cqe->status = ret == -EMSGSIZE ? IBV_WC_LOC_LEN_ERR :
 						 IBV_WC_LOC_PROT_ERR;
@@ -233,7 +233,7 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 	if (write_imm)
 		goto publish;
 
-	if (total <= UIB_CQE_INLINE_MAX && nr <= 2) {
+	if (total <= UIB_CQE_INLINE_MAX && t.n <= 2 && !t.mapped) {
 		/* Small: carry the data in the CQE (queue.h). */
 		size_t off = 0;
 		int i;
@@ -243,15 +243,15 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 			       x->iov[i].iov_len);
 			off += x->iov[i].iov_len;
 		}
-		for (i = 0; i < nr; i++) {
-			cqe->frag[i].addr = (uintptr_t)riov[i].iov_base;
-			cqe->frag[i].len = riov[i].iov_len;
+		for (i = 0; i < t.n; i++) {
+			cqe->frag[i].addr = (uintptr_t)t.iov[i].iov_base;
+			cqe->frag[i].len = t.iov[i].iov_len;
 		}
-		cqe->nfrag = nr;
+		cqe->nfrag = t.n;
 		cqe->flags = UIB_CQE_F_INLINE;
 		goto publish;
 	}
-	ret = uib_xport_write(p->pid, x->iov, x->n, riov, nr);
+	ret = uib_xport_write(&t, x->iov, x->n);
 	if (ret == -ESRCH) {
 		cqe->flags = UIB_CQE_F_NOP;
 		uib_cq_publish(cqe, slot);
@@ -272,15 +272,14 @@ publish:
 static enum xres rdma_write(struct uib_qp *qp, struct uib_peer *p,
 			    struct uib_swqe *w, struct xfer *x, uint32_t *st)
 {
-	struct iovec riov;
-	int32_t pid = p->pid;
+	struct uib_target t;
 	int ret;
 
 	if (x->len) {
-		ret = rkey_iov(p, w->rkey, w->remote_addr, x->len,
-			       IBV_ACCESS_REMOTE_WRITE, &riov, &pid);
+		ret = rkey_target(p, w->rkey, w->remote_addr, x->len,
+				  IBV_ACCESS_REMOTE_WRITE, &t);
 		if (!ret)
-			ret = uib_xport_write(pid, x->iov, x->n, &riov, 1);
+			ret = uib_xport_write(&t, x->iov, x->n);
 		if (ret == -ESRCH)
 			return X_UNREACH;
 		if (ret) {
@@ -299,16 +298,15 @@ static enum xres rdma_write(struct uib_qp *qp, struct uib_peer *p,
 static enum xres rdma_read(struct uib_qp *qp, struct uib_peer *p,
 			   struct uib_swqe *w, struct xfer *x, uint32_t *st)
 {
-	struct iovec riov;
-	int32_t pid = p->pid;
+	struct uib_target t;
 	int ret;
 
 	if (!x->len)
 		return X_DONE;
-	ret = rkey_iov(p, w->rkey, w->remote_addr, x->len,
-		       IBV_ACCESS_REMOTE_READ, &riov, &pid);
+	ret = rkey_target(p, w->rkey, w->remote_addr, x->len,
+			  IBV_ACCESS_REMOTE_READ, &t);
 	if (!ret)
-		ret = uib_xport_read(pid, x->iov, x->n, &riov, 1);
+		ret = uib_xport_read(&t, x->iov, x->n);
 	if (ret == -ESRCH)
 		return X_UNREACH;
 	if (ret) {
@@ -333,9 +331,9 @@ static enum xres atomic_op(struct uib_qp *qp, struct uib_peer *p,
 			   struct uib_swqe *w, struct xfer *x, uint32_t *st)
 {
 	pthread_mutex_t *lock = &p->dev->st.sh->atomic_lock;
-	uint64_t old, val;
-	struct iovec riov, liov = { &old, 8 };
-	int32_t pid = p->pid;
+	uint64_t old = 0, val;
+	struct iovec liov = { &old, 8 };
+	struct uib_target t;
 	int ret;
 
 	if (x->len != 8) {
@@ -347,8 +345,8 @@ static enum xres atomic_op(struct uib_qp *qp, struct uib_peer *p,
 		responder_to_err(p);
 		return X_DONE;
 	}
-	ret = rkey_iov(p, w->rkey, w->remote_addr, 8, IBV_ACCESS_REMOTE_ATOMIC,
-		       &riov, &pid);
+	ret = rkey_target(p, w->rkey, w->remote_addr, 8,
+			  IBV_ACCESS_REMOTE_ATOMIC, &t);
 	if (ret) {
 		*st = IBV_WC_REM_ACCESS_ERR;
 		responder_to_err(p);
@@ -358,14 +356,31 @@ static enum xres atomic_op(struct uib_qp *qp, struct uib_peer *p,
 		*st = IBV_WC_REM_OP_ERR;
 		return X_DONE;
 	}
-	ret = uib_xport_read(pid, &liov, 1, &riov, 1);
-	if (!ret) {
-		if (w->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD)
-			val = old + w->compare_add;
-		else
-			val = old == w->compare_add ? w->swap : old;
-		liov.iov_base = &val;
-		ret = uib_xport_write(pid, &liov, 1, &riov, 1);
+	if (t.mapped) {
+		/* Shared memory: a CPU atomic, so that the owner's own CPU
+		 * atomics on it are atomic with ours too. */
+		uint64_t *target = t.iov[0].iov_base;
+
+		if (w->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) {
+			old = __atomic_fetch_add(target, w->compare_add,
+						 __ATOMIC_SEQ_CST);
+		} else {
+			old = w->compare_add;
+			__atomic_compare_exchange_n(target, &old, w->swap,
+						    false, __ATOMIC_SEQ_CST,
+						    __ATOMIC_SEQ_CST);
+		}
+		ret = 0;
+	} else {
+		ret = uib_xport_read(&t, &liov, 1);
+		if (!ret) {
+			if (w->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD)
+				val = old + w->compare_add;
+			else
+				val = old == w->compare_add ? w->swap : old;
+			liov.iov_base = &val;
+			ret = uib_xport_write(&t, &liov, 1);
+		}
 	}
 	pthread_mutex_unlock(lock);
 	if (ret == -ESRCH)

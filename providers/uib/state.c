@@ -334,6 +334,9 @@ int uib_mr_alloc(struct uib_state *st, const struct uib_mr_slot *tmpl,
 		m->addr = tmpl->addr;
 		m->length = tmpl->length;
 		m->iova = tmpl->iova;
+		m->shm_fd = tmpl->shm_fd;
+		m->shm_ino = tmpl->shm_ino;
+		m->shm_off = tmpl->shm_off;
 		atomic_store_explicit(&m->state, UIB_SLOT_LIVE,
 				      memory_order_release);
 		atomic_store_explicit(&sh->mr_hint, idx + 1,

@@ -83,6 +83,13 @@ struct uib_mr_slot {
 	uint64_t addr;			/* start, in the owner's address space */
 	uint64_t length;
 	uint64_t iova;			/* start as remote peers address it */
+	/* Shared backing (mr.c): peers map the owner's memfd shm_fd and
+	 * find addr at shm_off; shm_fd < 0 means none, use the kernel's
+	 * cross-process copy. */
+	int32_t shm_fd;
+	uint32_t reserved2;
+	uint64_t shm_ino;
+	uint64_t shm_off;
 };
 
 /*

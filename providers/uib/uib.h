@@ -206,9 +206,12 @@ struct uib_pd {
 	atomic_int users;	/* MRs and QPs on this PD */
 };
 
+struct uib_seg;
+
 struct uib_mr {
 	struct verbs_mr vmr;
 	struct uib_pd *pd;
+	struct uib_seg *seg;	/* shared backing, or NULL (mr.c) */
 };
 
 static inline struct uib_device *to_udev(struct ibv_device *ibdev)
@@ -248,9 +251,13 @@ int uib_query_port(struct ibv_context *context, uint8_t port_num,
 		   struct ibv_port_attr *port_attr);
 struct ibv_pd *uib_alloc_pd(struct ibv_context *context);
 int uib_dealloc_pd(struct ibv_pd *pd);
+
+/* mr.c */
 struct ibv_mr *uib_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 			  uint64_t hca_va, int access);
 int uib_dereg_mr(struct verbs_mr *vmr);
+
+/* verbs.c */
 struct ibv_ah *uib_create_ah(struct ibv_pd *pd, struct ibv_ah_attr *attr);
 int uib_destroy_ah(struct ibv_ah *ah);
 /* Checks lkey/addr/length against our MRs; 0 or an ibv_wc_status. */
@@ -320,12 +327,24 @@ int uib_peer_resolve(struct uib_peer *p, struct uib_devref *dev,
 bool uib_peer_valid(const struct uib_peer *p);
 int32_t uib_mr_owner_pid(const struct uib_state *st,
 			 const struct uib_mr_slot *mr);
-/* Copies between our memory and process pid's: 0 or -errno
- * (-ESRCH: gone, -EFAULT: not mapped). */
-int uib_xport_write(int32_t pid, const struct iovec *local, int nl,
-		    const struct iovec *remote, int nr);
-int uib_xport_read(int32_t pid, const struct iovec *local, int nl,
-		   const struct iovec *remote, int nr);
+/* Where a transfer lands in a peer: either its shared MR segments mapped
+ * here (mapped: iov holds our addresses of them) or its own addresses. */
+struct uib_target {
+	int32_t pid;
+	bool mapped;
+	int n;
+	struct iovec iov[UIB_MAX_SGE];
+	intptr_t iov_remote_delta[UIB_MAX_SGE];	/* peer address - iov_base */
+};
+/* Adds [addr, addr+len) of MR mr (of device st, owned by pid) to t. */
+void uib_target_add(struct uib_target *t, const struct uib_state *st,
+		    const struct uib_mr_slot *mr, uint64_t addr, size_t len);
+/* Copies between our memory and the target: 0 or -errno (-ESRCH: the
+ * peer is gone, -EFAULT: its memory is not mapped). */
+int uib_xport_write(const struct uib_target *t, const struct iovec *local,
+		    int nl);
+int uib_xport_read(const struct uib_target *t, const struct iovec *local,
+		   int nl);
 
 static inline uint64_t uib_now_ns(void)
 {

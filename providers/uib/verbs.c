@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "uib.h"
@@ -128,108 +127,6 @@ int uib_dealloc_pd(struct ibv_pd *ibpd)
 	if (atomic_load(&pd->users))
 		return EBUSY;
 	free(pd);
-	return 0;
-}
-
-enum {
-	UIB_ACCESS_SUPPORTED = IBV_ACCESS_LOCAL_WRITE |
-			       IBV_ACCESS_REMOTE_WRITE |
-			       IBV_ACCESS_REMOTE_READ |
-			       IBV_ACCESS_REMOTE_ATOMIC | IBV_ACCESS_MW_BIND |
-			       IBV_ACCESS_ZERO_BASED | IBV_ACCESS_RELAXED_ORDERING,
-};
-
-/* Is every page of [addr, addr+len) mapped?  A real HCA pins the pages
- * and fails with EFAULT; mincore() answers ENOMEM for a hole. */
-static int check_mapped(void *addr, size_t len)
-{
-	long psz = sysconf(_SC_PAGESIZE);
-	uintptr_t start = (uintptr_t)addr & ~(uintptr_t)(psz - 1);
-	uintptr_t end = (uintptr_t)addr + len;
-	unsigned char vec[256];
-
-	while (start < end) {
-		size_t chunk = end - start;
-
-		if (chunk > sizeof(vec) * psz)
-			chunk = sizeof(vec) * psz;
-		if (mincore((void *)start, chunk, vec))
-			return errno == ENOMEM ? EFAULT : errno;
-		start += chunk;
-	}
-	return 0;
-}
-
-struct ibv_mr *uib_reg_mr(struct ibv_pd *ibpd, void *addr, size_t length,
-			  uint64_t hca_va, int access)
-{
-	struct uib_context *ctx = to_uctx(ibpd->context);
-	struct uib_pd *pd = to_upd(ibpd);
-	struct uib_mr_slot tmpl = {};
-	struct uib_mr *mr;
-	uint32_t key;
-	int ret;
-
-	if (access & ~UIB_ACCESS_SUPPORTED) {
-		errno = (access & IBV_ACCESS_ON_DEMAND) ? EOPNOTSUPP : EINVAL;
-		return NULL;
-	}
-	/* IBA 10.6.3.1: remote write or atomic access needs local write. */
-	if ((access & (IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC)) &&
-	    !(access & IBV_ACCESS_LOCAL_WRITE)) {
-		errno = EINVAL;
-		return NULL;
-	}
-	if (!length || length > UIB_MAX_MR_SIZE ||
-	    (uintptr_t)addr + length < (uintptr_t)addr ||
-	    hca_va + length < hca_va) {
-		errno = EINVAL;
-		return NULL;
-	}
-	ret = check_mapped(addr, length);
-	if (ret) {
-		errno = ret;
-		return NULL;
-	}
-
-	mr = calloc(1, sizeof(*mr));
-	if (!mr) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	tmpl.ctx = ctx->ctx_slot;
-	tmpl.pd = pd->pdn;
-	tmpl.access = access;
-	tmpl.addr = (uintptr_t)addr;
-	tmpl.length = length;
-	tmpl.iova = (access & IBV_ACCESS_ZERO_BASED) ? 0 : hca_va;
-	ret = uib_mr_alloc(&ctx->st, &tmpl, &key);
-	if (ret) {
-		free(mr);
-		errno = -ret;
-		return NULL;
-	}
-	mr->pd = pd;
-	atomic_fetch_add(&pd->users, 1);
-	mr->vmr.mr_type = IBV_MR_TYPE_MR;
-	mr->vmr.access = access;
-	mr->vmr.ibv_mr.lkey = key;
-	mr->vmr.ibv_mr.rkey = key;
-	mr->vmr.ibv_mr.handle = key;
-	return &mr->vmr.ibv_mr;
-}
-
-int uib_dereg_mr(struct verbs_mr *vmr)
-{
-	struct uib_mr *mr = to_umr(&vmr->ibv_mr);
-	struct uib_context *ctx = to_uctx(vmr->ibv_mr.context);
-	int ret;
-
-	ret = uib_mr_free(&ctx->st, vmr->ibv_mr.lkey);
-	if (ret)
-		return -ret;
-	atomic_fetch_sub(&mr->pd->users, 1);
-	free(mr);
 	return 0;
 }
 

@@ -219,14 +219,50 @@ static int pvm(bool write, int32_t pid, const struct iovec *local, int nl,
 	return (size_t)n == want ? 0 : -EFAULT;
 }
 
-int uib_xport_write(int32_t pid, const struct iovec *local, int nl,
-		    const struct iovec *remote, int nr)
+void uib_target_add(struct uib_target *t, const struct uib_state *st,
+		    const struct uib_mr_slot *mr, uint64_t addr, size_t len)
 {
-	return pvm(true, pid, local, nl, remote, nr);
+	size_t seglen;
+	char *base = NULL;
+
+	if (t->n == 0)
+		t->mapped = true;
+	if (t->mapped && mr->shm_fd >= 0)
+		base = uib_pmap_get(t->pid, mr->shm_fd, mr->shm_ino, &seglen);
+	if (base && mr->shm_off + mr->length <= seglen) {
+		t->iov[t->n].iov_base = base + mr->shm_off + (addr - mr->addr);
+	} else {
+		/* Not shared: every piece goes through the kernel. */
+		int i;
+
+		for (i = 0; t->mapped && i < t->n; i++)
+			t->iov[i].iov_base = (char *)t->iov[i].iov_base +
+					     t->iov_remote_delta[i];
+		t->mapped = false;
+		t->iov[t->n].iov_base = (void *)(uintptr_t)addr;
+	}
+	t->iov_remote_delta[t->n] = (intptr_t)addr -
+				    (intptr_t)t->iov[t->n].iov_base;
+	t->iov[t->n].iov_len = len;
+	t->n++;
 }
 
-int uib_xport_read(int32_t pid, const struct iovec *local, int nl,
-		   const struct iovec *remote, int nr)
+int uib_xport_write(const struct uib_target *t, const struct iovec *local,
+		    int nl)
 {
-	return pvm(false, pid, local, nl, remote, nr);
+	if (t->mapped) {
+		copy_iov(t->iov, t->n, local, nl);
+		return 0;
+	}
+	return pvm(true, t->pid, local, nl, t->iov, t->n);
+}
+
+int uib_xport_read(const struct uib_target *t, const struct iovec *local,
+		   int nl)
+{
+	if (t->mapped) {
+		copy_iov(local, nl, t->iov, t->n);
+		return 0;
+	}
+	return pvm(false, t->pid, local, nl, t->iov, t->n);
 }
