@@ -526,20 +526,32 @@ static int devnode_create(const struct uib_rundir *rd, int *idx, char *err,
 	return -ENOSPC;
 }
 
+static int read_line(const char *path, char *buf, size_t len);
+
 void uib_sysfs_remove_device(const struct uib_rundir *rd, const char *name,
 			     int idx)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], ibdev[UIB_NAME_MAX];
 
 	if (idx >= 0) {
+		/* uverbsN and its node are removed only if they are this
+		 * device's: a state file's index is not trusted blindly
+		 * (nodes are shared by every run directory). */
 		snprintf(path, sizeof(path),
-			 "%s/class/infiniband_verbs/uverbs%d", rd->sys, idx);
-		rm_tree(path);
+			 "%s/class/infiniband_verbs/uverbs%d/ibdev", rd->sys,
+			 idx);
+		if (read_line(path, ibdev, sizeof(ibdev)) == -ENOENT ||
+		    !strcmp(ibdev, name)) {
+			snprintf(path, sizeof(path),
+				 "%s/class/infiniband_verbs/uverbs%d", rd->sys,
+				 idx);
+			rm_tree(path);
+			devnode_remove(rd, idx);
+		}
 		snprintf(path, sizeof(path),
 			 "%s/class/infiniband_verbs/.uverbs%d.tmp", rd->sys,
 			 idx);
 		rm_tree(path);
-		devnode_remove(rd, idx);
 	}
 	snprintf(path, sizeof(path), "%s/class/infiniband/%s", rd->sys, name);
 	rm_tree(path);
@@ -598,7 +610,8 @@ int uib_dev_foreach(const struct uib_rundir *rd,
 }
 
 struct used_ids {
-	uint64_t guid;			/* a GUID to check */
+	uint64_t guid;			/* node GUID to check, 0: none */
+	unsigned int nports;		/* its port GUIDs follow it */
 	uint16_t lid_lo, lid_hi;	/* a LID range to check */
 	const char *clash;		/* name of the device that has it */
 	char clash_buf[UIB_NAME_MAX];
@@ -609,7 +622,9 @@ static int check_used(const char *name, struct uib_state *st, void *arg)
 	struct used_ids *u = arg;
 	unsigned int p;
 
-	if (u->guid && (st->sh->node_guid >> 8) == (u->guid >> 8))
+	/* A device owns node_guid and its port GUIDs node_guid + 1..N. */
+	if (u->guid && u->guid <= st->sh->node_guid + st->sh->num_ports &&
+	    st->sh->node_guid <= u->guid + u->nports)
 		goto clash;
 	for (p = 0; p < st->sh->num_ports; p++)
 		if (u->lid_lo && st->sh->port[p].lid >= u->lid_lo &&
@@ -627,7 +642,7 @@ clash:
 static int assign_ids(struct uib_rundir *rd, struct uib_dev_config *cfg,
 		      char *err, size_t errlen)
 {
-	struct used_ids u = {};
+	struct used_ids u = { .nports = cfg->num_ports };
 	unsigned int k;
 
 	if (cfg->node_guid) {

@@ -158,6 +158,8 @@ void uib_state_unlock(struct uib_state *st)
 	pthread_mutex_unlock(&st->sh->lock);
 }
 
+/* Reads field 22 (start time) of /proc/PID/stat; a zombie (state Z or X)
+ * has no start time worth trusting: it is gone but for its exit status. */
 static int read_start_time(pid_t pid, uint64_t *start)
 {
 	char path[64], buf[1024], *p;
@@ -180,6 +182,8 @@ static int read_start_time(pid_t pid, uint64_t *start)
 		return -EIO;
 	/* p+2 is field 3 (state); start time is field 22. */
 	p += 2;
+	if (*p == 'Z' || *p == 'X')
+		return -ESRCH;
 	for (field = 3; field < 22; field++) {
 		p = strchr(p, ' ');
 		if (!p)

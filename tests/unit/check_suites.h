@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: MIT */
+/* One Check suite per unit; check_main.c runs them all. */
+#ifndef UIB_CHECK_SUITES_H
+#define UIB_CHECK_SUITES_H
+
+#include <check.h>
+
+Suite *make_state_suite(void);
+Suite *make_devtree_suite(void);
+
+#endif /* UIB_CHECK_SUITES_H */
