@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "uib.h"
 
@@ -26,15 +27,25 @@ int uib_cq_push(struct uib_qhdr *cq, const struct uib_cqe *src)
 	cqe = uib_qentry(cq, r);
 	memcpy(cqe, src, offsetof(struct uib_cqe, seq));
 	uib_cq_publish(cqe, r);
+	uib_cq_notify(cq, src->status != IBV_WC_SUCCESS ||
+			      (src->flags & UIB_CQE_F_SOLICITED));
 	return 0;
 }
 
-static struct uib_cq *cq_alloc(struct ibv_context *context, int cqe)
+static struct uib_cq *cq_alloc(struct ibv_context *context, int cqe,
+			       struct ibv_comp_channel *channel)
 {
 	struct uib_cq *cq;
+	struct stat sb;
 	int ret;
 
 	if (cqe < 1 || cqe > UIB_MAX_CQE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* A channel from uibdv_create_comp_channel() is a pipe: peers
+	 * raising our events open it through /proc/<pid>/fd/<fd>. */
+	if (channel && (fstat(channel->fd, &sb) || !S_ISFIFO(sb.st_mode))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -53,6 +64,11 @@ static struct uib_cq *cq_alloc(struct ibv_context *context, int cqe)
 	}
 	pthread_spin_init(&cq->lock, PTHREAD_PROCESS_PRIVATE);
 	cq->vcq.cq.cqe = uib_qsize(cq->q.hdr) - 1;
+	cq->q.hdr->user_handle = (uintptr_t)&cq->vcq.cq;
+	if (channel) {
+		cq->q.hdr->notify_fd = channel->fd;
+		cq->q.hdr->notify_ino = sb.st_ino;
+	}
 	return cq;
 }
 
@@ -65,7 +81,7 @@ struct ibv_cq *uib_create_cq(struct ibv_context *context, int cqe,
 		errno = EINVAL;
 		return NULL;
 	}
-	cq = cq_alloc(context, cqe);
+	cq = cq_alloc(context, cqe, channel);
 	return cq ? &cq->vcq.cq : NULL;
 }
 
@@ -148,10 +164,15 @@ int uib_poll_cq(struct ibv_cq *ibcq, int n, struct ibv_wc *wc)
 
 int uib_req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
 {
-	/* Completion channels are not wired yet (uibdv_create_comp_channel
-	 * comes with event support); arming a CQ without a channel is
-	 * harmless, as with any provider. */
-	return ibcq->channel ? EOPNOTSUPP : 0;
+	struct uib_cq *cq = to_ucq(ibcq);
+
+	/* Arming a CQ without a channel is harmless, as with any provider:
+	 * there is just nobody to tell. */
+	atomic_store_explicit(&cq->q.hdr->armed,
+			      solicited_only ? UIB_CQ_ARM_SOLICITED :
+					       UIB_CQ_ARM_NEXT,
+			      memory_order_release);
+	return 0;
 }
 
 int uib_destroy_cq(struct ibv_cq *ibcq)
@@ -276,7 +297,7 @@ struct ibv_cq_ex *uib_create_cq_ex(struct ibv_context *context,
 		errno = EINVAL;
 		return NULL;
 	}
-	cq = cq_alloc(context, attr->cqe);
+	cq = cq_alloc(context, attr->cqe, attr->channel);
 	if (!cq)
 		return NULL;
 	x = &cq->vcq.cq_ex;

@@ -793,6 +793,16 @@ int uib_dev_set_port(struct uib_rundir *rd, const char *name,
 	if (ret)
 		set_err(err, errlen, "cannot update the sysfs port state: %s",
 			strerror(-ret));
+	/* IBA 11.6.3: every open context hears of it. */
+	{
+		int i;
+
+		for (i = 0; i < UIB_MAX_CTX; i++)
+			uib_ctx_notify(&st, i,
+				       up ? IBV_EVENT_PORT_ACTIVE :
+					    IBV_EVENT_PORT_ERR,
+				       port);
+	}
 	uib_state_close(&st);
 	return ret;
 }

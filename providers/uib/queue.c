@@ -54,6 +54,7 @@ int uib_qbuf_alloc(struct uib_qbuf *qb, enum uib_qkind kind,
 	qb->hdr->stride = stride;
 	qb->hdr->max_sge = max_sge;
 	qb->hdr->owner_pid = getpid();
+	qb->hdr->notify_fd = -1;
 	return 0;
 
 err_fd:
@@ -89,6 +90,18 @@ struct pmap {
 
 static pthread_mutex_t pmap_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pmap *pmaps;
+
+/* Event pipes of peers' completion channels we have opened, by
+ * (pid, fd, inode), like pmaps. */
+struct nfd {
+	struct nfd *next;
+	int32_t pid;
+	int32_t fd;
+	uint64_t ino;
+	int wfd;
+};
+
+static struct nfd *nfds;
 
 static struct pmap *pmap_open(int32_t pid, int32_t fd, uint64_t ino)
 {
@@ -164,8 +177,18 @@ struct uib_qhdr *uib_qmap_get(int32_t pid, int32_t fd, uint64_t uid)
 void uib_pmap_forget(int32_t pid)
 {
 	struct pmap **pp, *m;
+	struct nfd **np, *n;
 
 	pthread_mutex_lock(&pmap_lock);
+	for (np = &nfds; (n = *np);) {
+		if (n->pid == pid) {
+			*np = n->next;
+			close(n->wfd);
+			free(n);
+		} else {
+			np = &n->next;
+		}
+	}
 	for (pp = &pmaps; (m = *pp);) {
 		if (m->pid == pid) {
 			*pp = m->next;
@@ -176,4 +199,60 @@ void uib_pmap_forget(int32_t pid)
 		}
 	}
 	pthread_mutex_unlock(&pmap_lock);
+}
+
+
+static int notify_fd_get(int32_t pid, int32_t fd, uint64_t ino)
+{
+	char path[64];
+	struct stat sb;
+	struct nfd *n;
+	int wfd = -1;
+
+	pthread_mutex_lock(&pmap_lock);
+	for (n = nfds; n; n = n->next)
+		if (n->pid == pid && n->fd == fd && n->ino == ino) {
+			wfd = n->wfd;
+			goto out;
+		}
+	/* Opening a pipe through /proc gives us a write end of our own. */
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	wfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (wfd < 0)
+		goto out;
+	if (fstat(wfd, &sb) || (uint64_t)sb.st_ino != ino ||
+	    !S_ISFIFO(sb.st_mode) || !(n = calloc(1, sizeof(*n)))) {
+		close(wfd);
+		wfd = -1;
+		goto out;
+	}
+	n->pid = pid;
+	n->fd = fd;
+	n->ino = ino;
+	n->wfd = wfd;
+	n->next = nfds;
+	nfds = n;
+out:
+	pthread_mutex_unlock(&pmap_lock);
+	return wfd;
+}
+
+void uib_cq_notify(struct uib_qhdr *cq, bool solicited)
+{
+	uint32_t a = atomic_load_explicit(&cq->armed, memory_order_acquire);
+	uint64_t handle = cq->user_handle;
+	int wfd;
+
+	if (a == UIB_CQ_DISARMED || (a == UIB_CQ_ARM_SOLICITED && !solicited))
+		return;
+	/* One event per arming: whoever disarms sends it. */
+	if (!atomic_compare_exchange_strong(&cq->armed, &a, UIB_CQ_DISARMED))
+		return;
+	wfd = notify_fd_get(cq->owner_pid, cq->notify_fd, cq->notify_ino);
+	if (wfd < 0)
+		return;
+	/* A full pipe means the owner has events it has not read: they
+	 * already wake it. */
+	if (write(wfd, &handle, sizeof(handle)) < 0)
+		return;
 }

@@ -29,6 +29,7 @@
 #define UIB_QUEUE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,7 +55,11 @@ struct uib_qhdr {
 	int32_t owner_pid;
 	_Atomic uint32_t srq_limit;	/* SRQ: armed limit, 0 = not armed */
 	_Atomic uint32_t error;		/* CQ: UIB_Q_* */
-	uint8_t pad0[UIB_CACHELINE - 36];
+	_Atomic uint32_t armed;		/* CQ: enum uib_cq_arm */
+	int32_t notify_fd;		/* CQ: owner's channel pipe, or -1 */
+	uint64_t notify_ino;		/* its inode, checked by peers */
+	uint64_t user_handle;		/* owner's ibv_cq / ibv_srq pointer */
+	uint8_t pad0[UIB_CACHELINE - 64];
 
 	_Atomic uint32_t prod __attribute__((aligned(UIB_CACHELINE)));
 	uint8_t pad1[UIB_CACHELINE - 4];
@@ -85,6 +90,14 @@ enum { UIB_CQE_INLINE_MAX = 52 };
 enum {
 	UIB_CQE_F_NOP = 1 << 0,		/* skip: a reservation not used */
 	UIB_CQE_F_INLINE = 1 << 1,	/* data[] goes to frag[] at poll */
+	UIB_CQE_F_SOLICITED = 1 << 2,	/* wakes a solicited-only arm */
+};
+
+/* ibv_req_notify_cq(): what the next CQE must be to raise an event. */
+enum uib_cq_arm {
+	UIB_CQ_DISARMED = 0,
+	UIB_CQ_ARM_NEXT = 1,
+	UIB_CQ_ARM_SOLICITED = 2,
 };
 
 struct uib_cqe {
@@ -157,6 +170,10 @@ struct uib_qbuf {
 int uib_qbuf_alloc(struct uib_qbuf *qb, enum uib_qkind kind,
 		   uint32_t entries, uint32_t stride, uint32_t max_sge);
 void uib_qbuf_free(struct uib_qbuf *qb);
+
+/* Raises the CQ's completion event if it is armed for a CQE like this one
+ * (IBA 11.4.2.2); any process.  Call after publishing. */
+void uib_cq_notify(struct uib_qhdr *cq, bool solicited);
 
 /* Maps a peer's memfd (cached): its base and size, or NULL if the peer or
  * the memory is gone or the inode does not match. */

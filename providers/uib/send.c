@@ -13,7 +13,9 @@
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "uib.h"
 
@@ -141,13 +143,40 @@ static int rkey_target(const struct uib_peer *p, uint32_t rkey,
 }
 
 /* IBA 9.9.3: a fatal responder error moves the responder QP to ERR too;
- * its owner flushes when it polls the CQ we flag. */
-static void responder_to_err(struct uib_peer *p)
+ * its owner flushes when it polls the CQ we flag, and hears of it through
+ * its async events (IBA 11.6.2: access error or fatal; and the last WQE
+ * reached, for a QP on an SRQ). */
+static void responder_to_err(struct uib_peer *p, bool access)
 {
-	atomic_store_explicit(&p->slot->qp_state, IBV_QPS_ERR,
-			      memory_order_release);
+	const struct uib_state *st = &p->dev->st;
+	uint32_t old = atomic_exchange_explicit(&p->slot->qp_state, IBV_QPS_ERR,
+						memory_order_acq_rel);
+
 	atomic_fetch_or_explicit(&p->rcq->error, UIB_Q_ATTENTION,
 				 memory_order_release);
+	if (old == IBV_QPS_ERR)
+		return;
+	uib_ctx_notify(st, p->slot->ctx,
+		       access ? IBV_EVENT_QP_ACCESS_ERR : IBV_EVENT_QP_FATAL,
+		       p->slot->user_qp);
+	if (p->slot->srq_fd >= 0)
+		uib_ctx_notify(st, p->slot->ctx, IBV_EVENT_QP_LAST_WQE_REACHED,
+			       p->slot->user_qp);
+}
+
+/* IBA 10.2.9.2: an armed SRQ limit fires once when the posted receives
+ * fall below it. */
+static void srq_check_limit(struct uib_peer *p)
+{
+	struct uib_qhdr *q = p->rq;
+	uint32_t limit = atomic_load_explicit(&q->srq_limit,
+					      memory_order_relaxed);
+
+	if (!limit || atomic_load(&q->prod) - atomic_load(&q->cons) >= limit)
+		return;
+	if (atomic_compare_exchange_strong(&q->srq_limit, &limit, 0))
+		uib_ctx_notify(&p->dev->st, p->slot->ctx,
+			       IBV_EVENT_SRQ_LIMIT_REACHED, q->user_handle);
 }
 
 static void build_grh(struct uib_qp *qp, const struct ibv_ah_attr *ah,
@@ -172,8 +201,10 @@ static void build_grh(struct uib_qp *qp, const struct ibv_ah_attr *ah,
 
 /*
  * Delivers a message to the responder's receive queue: claims a receive
- * WQE, places the data (none for RDMA WRITE with immediate), and writes the
- * responder's completion.  *rst is the requester's status.
+ * WQE, places the data (none for RDMA WRITE with immediate), then writes
+ * the responder's completion.  The CQ slot is reserved only once the data
+ * is in place, so that a requester killed part way never leaves a hole in
+ * the responder's CQ.  *rst is the requester's status.
  */
 static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 			 struct uib_swqe *w, struct xfer *x,
@@ -186,19 +217,50 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 	} rw;
 	enum ibv_qp_type type = qp->vqp.qp.qp_type;
 	bool write_imm = w->opcode == IBV_WR_RDMA_WRITE_WITH_IMM;
+	bool small = false;
 	struct uib_target t = { .n = 0 };
 	struct uib_cqe *cqe;
-	uint32_t slot;
+	uint32_t slot, status = IBV_WC_SUCCESS;
 	size_t total = x->len;
-	int ret;
+	int ret, i;
 
 	if (uib_rq_claim(p->rq, &rw.w))
 		return type == IBV_QPT_RC ? X_RNR : X_DONE;
+	if (p->slot->srq_fd >= 0)
+		srq_check_limit(p);
+
+	ret = write_imm ? 0 : recv_target(p, &rw.w, total, &t);
+	if (ret) {
+		status = ret == -EMSGSIZE ? IBV_WC_LOC_LEN_ERR :
+					    IBV_WC_LOC_PROT_ERR;
+		if (type == IBV_QPT_RC) {
+			*rst = ret == -EMSGSIZE ? IBV_WC_REM_INV_REQ_ERR :
+						  IBV_WC_REM_OP_ERR;
+			responder_to_err(p, false);
+		}
+	} else if (!write_imm) {
+		/* Small and not shared: carry the data in the CQE. */
+		small = total <= UIB_CQE_INLINE_MAX && t.n <= 2 && !t.mapped;
+		ret = small ? 0 : uib_xport_write(&t, x->iov, x->n);
+		if (ret == -ESRCH)
+			return type == IBV_QPT_RC ? X_UNREACH : X_DONE;
+		if (ret) {
+			status = IBV_WC_LOC_PROT_ERR;
+			if (type == IBV_QPT_RC) {
+				*rst = IBV_WC_REM_OP_ERR;
+				responder_to_err(p, false);
+			}
+		}
+	}
+
 	if (uib_cq_reserve(p->rcq, &slot)) {
 		/* IBA 11.4.2.1: CQ overrun is an error of the CQ. */
-		atomic_fetch_or(&p->rcq->error, UIB_Q_OVERRUN);
+		if (!(atomic_fetch_or(&p->rcq->error, UIB_Q_OVERRUN) &
+		      UIB_Q_OVERRUN))
+			uib_ctx_notify(&p->dev->st, p->slot->ctx,
+				       IBV_EVENT_CQ_ERR, p->rcq->user_handle);
 		if (type == IBV_QPT_RC) {
-			responder_to_err(p);
+			responder_to_err(p, false);
 			*rst = IBV_WC_REM_OP_ERR;
 		}
 		return X_DONE;
@@ -206,6 +268,7 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 	cqe = uib_qentry(p->rcq, slot);
 	memset(cqe, 0, offsetof(struct uib_cqe, seq));
 	cqe->wr_id = rw.w.wr_id;
+	cqe->status = status;
 	cqe->qp_num = p->qpn;
 	cqe->src_qp = qp->qpn;
 	cqe->slid = qp->ctx->st.sh->port[(qp->attr.port_num ?: 1) - 1].lid;
@@ -218,25 +281,10 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 	}
 	if (ah && ah->is_global)
 		cqe->wc_flags |= IBV_WC_GRH;
-
-	ret = write_imm ? 0 : recv_target(p, &rw.w, total, &t);
-	if (ret) {
-		cqe->status = ret == -EMSGSIZE ? IBV_WC_LOC_LEN_ERR :
-						 IBV_WC_LOC_PROT_ERR;
-		if (type == IBV_QPT_RC) {
-			*rst = ret == -EMSGSIZE ? IBV_WC_REM_INV_REQ_ERR :
-						  IBV_WC_REM_OP_ERR;
-			responder_to_err(p);
-		}
-		goto publish;
-	}
-	if (write_imm)
-		goto publish;
-
-	if (total <= UIB_CQE_INLINE_MAX && t.n <= 2 && !t.mapped) {
-		/* Small: carry the data in the CQE (queue.h). */
+	if (w->send_flags & IBV_SEND_SOLICITED)
+		cqe->flags |= UIB_CQE_F_SOLICITED;
+	if (small && status == IBV_WC_SUCCESS) {
 		size_t off = 0;
-		int i;
 
 		for (i = 0; i < x->n; i++) {
 			memcpy(cqe->data + off, x->iov[i].iov_base,
@@ -248,24 +296,11 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 			cqe->frag[i].len = t.iov[i].iov_len;
 		}
 		cqe->nfrag = t.n;
-		cqe->flags = UIB_CQE_F_INLINE;
-		goto publish;
+		cqe->flags |= UIB_CQE_F_INLINE;
 	}
-	ret = uib_xport_write(&t, x->iov, x->n);
-	if (ret == -ESRCH) {
-		cqe->flags = UIB_CQE_F_NOP;
-		uib_cq_publish(cqe, slot);
-		return type == IBV_QPT_RC ? X_UNREACH : X_DONE;
-	}
-	if (ret) {
-		cqe->status = IBV_WC_LOC_PROT_ERR;
-		if (type == IBV_QPT_RC) {
-			*rst = IBV_WC_REM_OP_ERR;
-			responder_to_err(p);
-		}
-	}
-publish:
 	uib_cq_publish(cqe, slot);
+	uib_cq_notify(p->rcq, status != IBV_WC_SUCCESS ||
+				      (w->send_flags & IBV_SEND_SOLICITED));
 	return X_DONE;
 }
 
@@ -285,7 +320,7 @@ static enum xres rdma_write(struct uib_qp *qp, struct uib_peer *p,
 		if (ret) {
 			if (qp->vqp.qp.qp_type == IBV_QPT_RC) {
 				*st = IBV_WC_REM_ACCESS_ERR;
-				responder_to_err(p);
+				responder_to_err(p, true);
 			}
 			return X_DONE;
 		}
@@ -311,7 +346,7 @@ static enum xres rdma_read(struct uib_qp *qp, struct uib_peer *p,
 		return X_UNREACH;
 	if (ret) {
 		*st = IBV_WC_REM_ACCESS_ERR;
-		responder_to_err(p);
+		responder_to_err(p, true);
 	}
 	return X_DONE;
 }
@@ -342,14 +377,14 @@ static enum xres atomic_op(struct uib_qp *qp, struct uib_peer *p,
 	}
 	if (w->remote_addr & 7) {
 		*st = IBV_WC_REM_INV_REQ_ERR;
-		responder_to_err(p);
+		responder_to_err(p, false);
 		return X_DONE;
 	}
 	ret = rkey_target(p, w->rkey, w->remote_addr, 8,
 			  IBV_ACCESS_REMOTE_ATOMIC, &t);
 	if (ret) {
 		*st = IBV_WC_REM_ACCESS_ERR;
-		responder_to_err(p);
+		responder_to_err(p, true);
 		return X_DONE;
 	}
 	if (lock_robust(lock)) {
@@ -387,7 +422,7 @@ static enum xres atomic_op(struct uib_qp *qp, struct uib_peer *p,
 		return X_UNREACH;
 	if (ret) {
 		*st = IBV_WC_REM_ACCESS_ERR;
-		responder_to_err(p);
+		responder_to_err(p, true);
 		return X_DONE;
 	}
 	memcpy(x->iov[0].iov_base, &old, 8);
@@ -437,6 +472,8 @@ static enum xres exec_ud(struct uib_qp *qp, struct uib_swqe *w, struct xfer *x,
 	return deliver(qp, p, w, x, &w->ah, st);
 }
 
+static bool peer_alive(struct uib_qp *qp, struct uib_peer *p);
+
 static enum xres exec_wqe(struct uib_qp *qp, struct uib_swqe *w, uint32_t *st)
 {
 	enum ibv_qp_type type = qp->vqp.qp.qp_type;
@@ -463,7 +500,8 @@ static enum xres exec_wqe(struct uib_qp *qp, struct uib_swqe *w, uint32_t *st)
 		    uib_peer_resolve(&qp->peer, dev, port, qp->attr.dest_qp_num))
 			return type == IBV_QPT_RC ? X_UNREACH : X_DONE;
 	}
-	if (!responder_ready(&qp->peer) || qp->peer.slot->qp_type != type)
+	if (!responder_ready(&qp->peer) || qp->peer.slot->qp_type != type ||
+	    (type == IBV_QPT_RC && !peer_alive(qp, &qp->peer)))
 		return type == IBV_QPT_RC ? X_UNREACH : X_DONE;
 
 	switch (w->opcode) {
@@ -502,12 +540,77 @@ static void complete(struct uib_qp *qp, struct uib_swqe *w, uint32_t status)
 	uib_cq_push(to_ucq(qp->vqp.qp.send_cq)->q.hdr, &cqe);
 }
 
+static void *progress_main(void *arg)
+{
+	struct uib_context *ctx = arg;
+
+	pthread_mutex_lock(&ctx->progress_lock);
+	while (!ctx->progress_stop) {
+		if (!atomic_load(&ctx->npending)) {
+			pthread_cond_wait(&ctx->wake, &ctx->progress_lock);
+			continue;
+		}
+		pthread_mutex_unlock(&ctx->progress_lock);
+		/* The shortest RNR timer is 10 us (IBA table 45). */
+		usleep(20);
+		uib_ctx_progress(ctx);
+		pthread_mutex_lock(&ctx->progress_lock);
+	}
+	pthread_mutex_unlock(&ctx->progress_lock);
+	return NULL;
+}
+
+static void progress_kick(struct uib_context *ctx)
+{
+	pthread_mutex_lock(&ctx->progress_lock);
+	if (!ctx->progress_started && !ctx->progress_stop) {
+		sigset_t all, old;
+
+		/* The helper must not take the program's signals. */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		ctx->progress_started = !pthread_create(
+			&ctx->progress_thread, NULL, progress_main, ctx);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	pthread_cond_signal(&ctx->wake);
+	pthread_mutex_unlock(&ctx->progress_lock);
+}
+
+void uib_progress_stop(struct uib_context *ctx)
+{
+	pthread_mutex_lock(&ctx->progress_lock);
+	ctx->progress_stop = true;
+	pthread_cond_signal(&ctx->wake);
+	pthread_mutex_unlock(&ctx->progress_lock);
+	if (ctx->progress_started)
+		pthread_join(ctx->progress_thread, NULL);
+}
+
 static void set_pending(struct uib_qp *qp, bool on)
 {
 	if (qp->pending == on)
 		return;
 	qp->pending = on;
-	atomic_fetch_add(&qp->ctx->npending, on ? 1 : -1);
+	if (atomic_fetch_add(&qp->ctx->npending, on ? 1 : -1) == 0 && on)
+		progress_kick(qp->ctx);
+}
+
+/* Is the peer's process still there?  Checked every 10 ms at most: a dead
+ * peer then looks like a silent one, and the retry budget runs out. */
+static bool peer_alive(struct uib_qp *qp, struct uib_peer *p)
+{
+	const struct uib_ctx_slot *c;
+	uint64_t now = uib_now_ns();
+
+	if (now - qp->peer_checked_ns < 10000000ull)
+		return true;
+	qp->peer_checked_ns = now;
+	c = &p->dev->st.sh->ctx[p->slot->ctx % UIB_MAX_CTX];
+	if (uib_proc_alive(&c->proc))
+		return true;
+	uib_pmap_forget(p->pid);
+	return false;
 }
 
 /* How long the head WQE may wait before it fails; 0 = forever. */

@@ -181,6 +181,8 @@ struct ibv_srq *uib_create_srq(struct ibv_pd *pd,
 	attr->attr.max_wr = srq->max_wr;
 	attr->attr.max_sge = srq->max_sge;
 	srq->vsrq.srq_type = IBV_SRQT_BASIC;
+	srq->q.hdr->user_handle = (uintptr_t)&srq->vsrq.srq;
+	atomic_store(&srq->q.hdr->srq_limit, attr->attr.srq_limit);
 	atomic_fetch_add(&to_upd(pd)->users, 1);
 	return &srq->vsrq.srq;
 }

@@ -217,14 +217,17 @@ bool uib_proc_alive(const struct uib_proc_id *id)
 	return start == id->start_time;
 }
 
-int uib_ctx_attach(struct uib_state *st)
+int uib_ctx_attach(struct uib_state *st, int async_fd)
 {
 	struct uib_proc_id self;
+	struct stat sb;
 	int i, ret;
 
 	ret = uib_proc_self(&self);
 	if (ret)
 		return ret;
+	if (async_fd >= 0 && fstat(async_fd, &sb))
+		return -errno;
 	ret = uib_state_lock(st);
 	if (ret)
 		return ret;
@@ -235,6 +238,8 @@ int uib_ctx_attach(struct uib_state *st)
 		    UIB_SLOT_FREE)
 			continue;
 		c->proc = self;
+		c->async_fd = async_fd;
+		c->async_ino = async_fd >= 0 ? (uint64_t)sb.st_ino : 0;
 		atomic_store_explicit(&c->state, UIB_SLOT_LIVE,
 				      memory_order_release);
 		uib_state_unlock(st);
@@ -499,4 +504,42 @@ void uib_state_usage(const struct uib_state *st, struct uib_state_usage *u)
 	for (i = 0; i < UIB_MAX_QP; i++)
 		if (atomic_load(&sh->qp[i].state) != UIB_SLOT_FREE)
 			u->qps++;
+}
+
+int uib_ctx_notify(const struct uib_state *st, int ctx, uint32_t type,
+		   uint64_t element)
+{
+	const struct uib_ctx_slot *c;
+	struct {
+		uint64_t element;
+		uint32_t event_type;
+		uint32_t reserved;
+	} ev = { element, type, 0 };
+	char path[64];
+	struct stat sb;
+	ssize_t n;
+	int fd;
+
+	if (ctx < 0 || ctx >= UIB_MAX_CTX)
+		return -EINVAL;
+	c = &st->sh->ctx[ctx];
+	if (atomic_load_explicit(&c->state, memory_order_acquire) !=
+		    UIB_SLOT_LIVE ||
+	    c->async_fd < 0 || !uib_proc_alive(&c->proc))
+		return -ESRCH;
+	/* The pipe's read end, opened for writing through /proc: a write
+	 * end of our own.  The inode check guards against a reused fd. */
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", c->proc.pid,
+		 c->async_fd);
+	fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) || !S_ISFIFO(sb.st_mode) ||
+	    (uint64_t)sb.st_ino != c->async_ino) {
+		close(fd);
+		return -ESRCH;
+	}
+	n = write(fd, &ev, sizeof(ev));
+	close(fd);
+	return n == sizeof(ev) ? 0 : -EAGAIN;
 }

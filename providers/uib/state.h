@@ -69,8 +69,9 @@ struct uib_port_shared {
 
 struct uib_ctx_slot {
 	_Atomic uint32_t state;
-	uint32_t reserved;
+	int32_t async_fd;		/* read end of its async event pipe */
 	struct uib_proc_id proc;
+	uint64_t async_ino;
 };
 
 struct uib_mr_slot {
@@ -176,7 +177,11 @@ int uib_proc_self(struct uib_proc_id *id);
 bool uib_proc_alive(const struct uib_proc_id *id);
 
 /* Contexts: one slot per open ibv_context.  Returns the slot or -errno. */
-int uib_ctx_attach(struct uib_state *st);
+int uib_ctx_attach(struct uib_state *st, int async_fd);
+/* Queues an async event (struct ib_uverbs_async_event_desc) on context
+ * ctx, in whatever process holds it.  0 or -errno. */
+int uib_ctx_notify(const struct uib_state *st, int ctx, uint32_t type,
+		   uint64_t element);
 void uib_ctx_detach(struct uib_state *st, int ctx);
 
 /* Frees every slot owned by a context whose process has died.  Returns the

@@ -137,6 +137,8 @@ static struct verbs_context *uib_alloc_context(struct ibv_device *ibdev,
 	ctx->ctx_slot = -1;
 	ctx->async_wr = -1;
 	pthread_mutex_init(&ctx->qp_lock, NULL);
+	pthread_mutex_init(&ctx->progress_lock, NULL);
+	pthread_cond_init(&ctx->wake, NULL);
 	snprintf(ctx->run_dir, sizeof(ctx->run_dir), "%s", dev->run_dir);
 
 	/*
@@ -182,7 +184,7 @@ static struct verbs_context *uib_alloc_context(struct ibv_device *ibdev,
 	/* Whatever dead processes left on the device is freed before we
 	 * take our share of it. */
 	uib_state_reclaim(&ctx->st);
-	ctx->ctx_slot = uib_ctx_attach(&ctx->st);
+	ctx->ctx_slot = uib_ctx_attach(&ctx->st, ctx->vctx.context.async_fd);
 	if (ctx->ctx_slot < 0) {
 		ret = -ctx->ctx_slot;
 		uib_err("%s: cannot attach a context: %s", ibdev->name,
@@ -209,6 +211,7 @@ static void uib_free_context(struct ibv_context *ibctx)
 {
 	struct uib_context *ctx = to_uctx(ibctx);
 
+	uib_progress_stop(ctx);
 	uib_ctx_detach(&ctx->st, ctx->ctx_slot);
 	uib_state_close(&ctx->st);
 	close(ctx->async_wr);

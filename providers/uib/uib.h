@@ -71,6 +71,15 @@ struct uib_context {
 	pthread_mutex_t qp_lock;	/* guards qps */
 	struct uib_qp *qps;		/* every QP of this context */
 	atomic_int npending;		/* QPs with send work blocked */
+
+	/* Retries blocked send work while the program sleeps (in
+	 * ibv_get_cq_event, say): started on first need, asleep on
+	 * 'wake' while nothing is blocked. */
+	pthread_mutex_t progress_lock;
+	pthread_cond_t wake;
+	pthread_t progress_thread;
+	bool progress_started;
+	bool progress_stop;
 };
 
 struct uib_cq {
@@ -159,6 +168,7 @@ struct uib_qp {
 	int wr_err;			/* ibv_wr_*(): first error staged */
 	bool pending;			/* head WQE is waiting (RNR, retry) */
 	uint64_t wait_since_ns;		/* when the head WQE started waiting */
+	uint64_t peer_checked_ns;	/* last check that the peer lives */
 
 	struct uib_peer peer;		/* RC/UC: the connected QP */
 	struct uib_peer ud_peer;	/* UD: last destination */
@@ -315,6 +325,7 @@ void uib_qp_init_wr_ops(struct uib_qp *qp);
 void __uib_sq_progress(struct uib_qp *qp);
 /* Runs blocked send work of every QP of ctx (from poll_cq). */
 void uib_ctx_progress(struct uib_context *ctx);
+void uib_progress_stop(struct uib_context *ctx);
 /* Completes every queued send WQE with FLUSH_ERR; caller holds sq_lock. */
 void __uib_sq_flush(struct uib_qp *qp);
 

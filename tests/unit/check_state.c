@@ -238,7 +238,7 @@ START_TEST(test_lock_recovers_from_dead_owner)
 		      ret);
 	uib_state_unlock(&st);
 	/* And allocators that take it keep working. */
-	ck_assert_msg(uib_ctx_attach(&st) >= 0,
+	ck_assert_msg(uib_ctx_attach(&st, -1) >= 0,
 		      "attach should work after the lock was recovered");
 }
 END_TEST
@@ -289,8 +289,8 @@ START_TEST(test_ctx_attach_detach)
 {
 	int a, b, c;
 
-	a = uib_ctx_attach(&st);
-	b = uib_ctx_attach(&st);
+	a = uib_ctx_attach(&st, -1);
+	b = uib_ctx_attach(&st, -1);
 	ck_assert_msg(a >= 0 && b >= 0 && a != b,
 		      "two attaches should get two distinct slots (%d, %d)", a,
 		      b);
@@ -301,7 +301,7 @@ START_TEST(test_ctx_attach_detach)
 	uib_ctx_detach(&st, a);
 	ck_assert_msg(atomic_load(&st.sh->ctx[a].state) == UIB_SLOT_FREE,
 		      "a detached slot should be FREE");
-	c = uib_ctx_attach(&st);
+	c = uib_ctx_attach(&st, -1);
 	ck_assert_msg(c == a, "a freed context slot should be reused (%d, %d)",
 		      c, a);
 	/* Out of range detaches are ignored, not crashes. */
@@ -318,8 +318,8 @@ START_TEST(test_ctx_detach_frees_resources)
 	uint32_t key, qpn;
 	int a, b;
 
-	a = uib_ctx_attach(&st);
-	b = uib_ctx_attach(&st);
+	a = uib_ctx_attach(&st, -1);
+	b = uib_ctx_attach(&st, -1);
 	mt.ctx = a;
 	qt.ctx = a;
 	ck_assert_int_eq(uib_mr_alloc(&st, &mt, &key), 0);
@@ -343,14 +343,14 @@ START_TEST(test_ctx_exhaustion)
 	int i, ret;
 
 	for (i = 0; i < UIB_MAX_CTX; i++)
-		ck_assert_msg(uib_ctx_attach(&st) == i,
+		ck_assert_msg(uib_ctx_attach(&st, -1) == i,
 			      "attach %d should get slot %d", i, i);
-	ret = uib_ctx_attach(&st);
+	ret = uib_ctx_attach(&st, -1);
 	ck_assert_msg(ret == -EMFILE,
 		      "attach with every slot taken should give -EMFILE, got %d",
 		      ret);
 	uib_ctx_detach(&st, 17);
-	ck_assert_msg(uib_ctx_attach(&st) == 17,
+	ck_assert_msg(uib_ctx_attach(&st, -1) == 17,
 		      "a slot freed after exhaustion should be handed out");
 }
 END_TEST
@@ -373,7 +373,7 @@ static int attach_alloc_and_die(void *arg)
 
 	if (uib_state_open(path, &s2))
 		return 10;
-	ctx = uib_ctx_attach(&s2);
+	ctx = uib_ctx_attach(&s2, -1);
 	if (ctx < 0)
 		return 11;
 	mt.ctx = ctx;
@@ -403,7 +403,7 @@ START_TEST(test_reclaim_dead_context)
 	int pfd[2], i, me, n;
 
 	/* A live context of our own, which reclaim must not touch. */
-	me = uib_ctx_attach(&st);
+	me = uib_ctx_attach(&st, -1);
 	ck_assert(me >= 0);
 	mt.ctx = me;
 	ck_assert_int_eq(uib_mr_alloc(&st, &mt, &mine), 0);
