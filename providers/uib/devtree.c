@@ -526,7 +526,24 @@ static int devnode_create(const struct uib_rundir *rd, int *idx, char *err,
 	return -ENOSPC;
 }
 
-static int read_line(const char *path, char *buf, size_t len);
+
+int uib_read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	char *nl;
+
+	if (!f)
+		return -errno;
+	if (!fgets(buf, len, f)) {
+		fclose(f);
+		return -EIO;
+	}
+	fclose(f);
+	nl = strchr(buf, '\n');
+	if (nl)
+		*nl = 0;
+	return 0;
+}
 
 void uib_sysfs_remove_device(const struct uib_rundir *rd, const char *name,
 			     int idx)
@@ -540,7 +557,7 @@ void uib_sysfs_remove_device(const struct uib_rundir *rd, const char *name,
 		snprintf(path, sizeof(path),
 			 "%s/class/infiniband_verbs/uverbs%d/ibdev", rd->sys,
 			 idx);
-		if (read_line(path, ibdev, sizeof(ibdev)) == -ENOENT ||
+		if (uib_read_line(path, ibdev, sizeof(ibdev)) == -ENOENT ||
 		    !strcmp(ibdev, name)) {
 			snprintf(path, sizeof(path),
 				 "%s/class/infiniband_verbs/uverbs%d", rd->sys,
@@ -824,23 +841,6 @@ static bool dev_ready(const struct uib_rundir *rd, const char *name)
 	return ready;
 }
 
-static int read_line(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "re");
-	char *nl;
-
-	if (!f)
-		return -errno;
-	if (!fgets(buf, len, f)) {
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
-	nl = strchr(buf, '\n');
-	if (nl)
-		*nl = 0;
-	return 0;
-}
 
 int uib_dev_repair(struct uib_rundir *rd)
 {
@@ -889,7 +889,7 @@ int uib_dev_repair(struct uib_rundir *rd)
 		if (sscanf(de->d_name, "uverbs%d", &idx) != 1)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/ibdev", dir, de->d_name);
-		if (!read_line(path, name, sizeof(name)) &&
+		if (!uib_read_line(path, name, sizeof(name)) &&
 		    dev_ready(rd, name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);

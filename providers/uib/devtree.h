@@ -44,6 +44,9 @@ void uib_state_path(const struct uib_rundir *rd, const char *name,
 
 int uib_name_valid(const char *name);
 
+/* Reads the first line of a file, without its newline. */
+int uib_read_line(const char *path, char *buf, size_t len);
+
 /* Parses "NAME [--ports N] [--vfs N] [--guid G] [--lid L]". */
 int uib_parse_add_args(int argc, char *const argv[],
 		       struct uib_dev_config *cfg, char *err, size_t errlen);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devtree.h"
 #include "uib.h"
 
 int uib_debug;
@@ -60,22 +61,9 @@ static int read_sysfs_line(const char *dir, const char *file, char *buf,
 			   size_t len)
 {
 	char path[PATH_MAX];
-	FILE *f;
-	char *nl;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	if (!fgets(buf, len, f)) {
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
-	nl = strchr(buf, '\n');
-	if (nl)
-		*nl = 0;
-	return 0;
+	return uib_read_line(path, buf, len);
 }
 
 static bool uib_match_device(struct verbs_sysfs_dev *sysfs_dev)
