@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "uib.h"
@@ -46,6 +47,20 @@ static bool sharing_enabled(void)
 	const char *e = getenv("UIB_SHARED_MR");
 
 	return !e || strcmp(e, "0");
+}
+
+/*
+ * Copies whole pages of our own memory.  The pages may hold other objects
+ * than the registered buffer (malloc'd neighbours): the kernel copies them
+ * for us, so that a memory checker (ASan) does not take the copy for an
+ * overflow of the buffer.
+ */
+static void copy_pages(void *dst, const void *src, size_t len)
+{
+	struct iovec l = { dst, len }, r = { (void *)src, len };
+
+	if (process_vm_readv(getpid(), &l, 1, &r, 1, 0) != (ssize_t)len)
+		memcpy(dst, src, len);
 }
 
 /* Is [start, end) entirely private anonymous read-write memory? */
@@ -101,7 +116,7 @@ static struct uib_seg *__seg_share(uintptr_t start, uintptr_t end)
 	tmp = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (tmp == MAP_FAILED)
 		goto err_fd;
-	memcpy(tmp, (void *)start, len);
+	copy_pages(tmp, (void *)start, len);
 	/* Same addresses, same contents, now shareable. */
 	if (mmap((void *)start, len, PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
@@ -167,7 +182,7 @@ static void __seg_unshare(struct uib_seg *seg)
 		tmp = mmap(NULL, len, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (tmp != MAP_FAILED) {
-			memcpy(tmp, (void *)seg->start, len);
+			copy_pages(tmp, (void *)seg->start, len);
 			if (mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
 				   (void *)seg->start) == MAP_FAILED)
 				munmap(tmp, len);
