@@ -99,7 +99,7 @@ static bool responder_ready(const struct uib_peer *p)
 }
 
 /* Responder's view of a receive scatter list covering len bytes. */
-static int recv_target(const struct uib_peer *p, const struct uib_rwqe *rw,
+static int recv_target(struct uib_peer *p, const struct uib_rwqe *rw,
 		       size_t len, struct uib_target *t)
 {
 	uint32_t i;
@@ -119,14 +119,14 @@ static int recv_target(const struct uib_peer *p, const struct uib_rwqe *rw,
 		    s->addr < mr->addr ||
 		    s->addr + n > mr->addr + mr->length)
 			return -EACCES;
-		uib_target_add(t, &p->dev->st, mr, s->addr, n);
+		uib_target_add(t, p, mr, s->addr, n);
 		len -= n;
 	}
 	return len ? -EMSGSIZE : 0;
 }
 
 /* Responder's view of [raddr, raddr+len) under rkey, with access. */
-static int rkey_target(const struct uib_peer *p, uint32_t rkey,
+static int rkey_target(struct uib_peer *p, uint32_t rkey,
 		       uint64_t raddr, size_t len, int access,
 		       struct uib_target *t)
 {
@@ -138,7 +138,7 @@ static int rkey_target(const struct uib_peer *p, uint32_t rkey,
 		return -EACCES;
 	t->pid = uib_mr_owner_pid(&p->dev->st, mr);
 	t->n = 0;
-	uib_target_add(t, &p->dev->st, mr, mr->addr + (raddr - mr->iova), len);
+	uib_target_add(t, p, mr, mr->addr + (raddr - mr->iova), len);
 	return 0;
 }
 
@@ -544,16 +544,29 @@ static void *progress_main(void *arg)
 {
 	struct uib_context *ctx = arg;
 
+	unsigned int seen = atomic_load(&ctx->drives);
+
 	pthread_mutex_lock(&ctx->progress_lock);
 	while (!ctx->progress_stop) {
+		unsigned int now;
+
 		if (!atomic_load(&ctx->npending)) {
 			pthread_cond_wait(&ctx->wake, &ctx->progress_lock);
 			continue;
 		}
 		pthread_mutex_unlock(&ctx->progress_lock);
-		/* The shortest RNR timer is 10 us (IBA table 45). */
-		usleep(20);
-		uib_ctx_progress(ctx);
+		/* Sleep a short RNR timer (IBA table 45: 0.16 ms).  Retry only
+		 * if the program has not polled or posted meanwhile: while
+		 * it does, it drives the retries itself, and on a small
+		 * machine a third busy thread would only slow it down. */
+		usleep(160);
+		now = atomic_load_explicit(&ctx->drives, memory_order_relaxed);
+		if (now == seen) {
+			uib_ctx_progress(ctx);
+			now = atomic_load_explicit(&ctx->drives,
+						   memory_order_relaxed);
+		}
+		seen = now;
 		pthread_mutex_lock(&ctx->progress_lock);
 	}
 	pthread_mutex_unlock(&ctx->progress_lock);
@@ -697,6 +710,7 @@ void uib_ctx_progress(struct uib_context *ctx)
 {
 	struct uib_qp *qp;
 
+	atomic_fetch_add_explicit(&ctx->drives, 1, memory_order_relaxed);
 	if (pthread_mutex_trylock(&ctx->qp_lock))
 		return;
 	for (qp = ctx->qps; qp; qp = qp->next) {

@@ -74,7 +74,9 @@ struct uib_context {
 
 	/* Retries blocked send work while the program sleeps (in
 	 * ibv_get_cq_event, say): started on first need, asleep on
-	 * 'wake' while nothing is blocked. */
+	 * 'wake' while nothing is blocked, idle while the program's own
+	 * polls drive the work ('drives' moves). */
+	atomic_uint drives;
 	pthread_mutex_t progress_lock;
 	pthread_cond_t wake;
 	pthread_t progress_thread;
@@ -122,6 +124,14 @@ struct uib_peer {
 	uint8_t port;
 	struct uib_qhdr *rq;		/* its RQ, or its SRQ */
 	struct uib_qhdr *rcq;
+	struct uib_segcache {		/* its MR segments we mapped last */
+		int32_t pid;
+		int32_t fd;
+		uint64_t ino;
+		char *base;
+		size_t len;
+	} seg[2];
+	unsigned int seg_next;
 };
 
 /* A send WQE as the requester keeps it until executed. */
@@ -347,8 +357,9 @@ struct uib_target {
 	struct iovec iov[UIB_MAX_SGE];
 	intptr_t iov_remote_delta[UIB_MAX_SGE];	/* peer address - iov_base */
 };
-/* Adds [addr, addr+len) of MR mr (of device st, owned by pid) to t. */
-void uib_target_add(struct uib_target *t, const struct uib_state *st,
+/* Adds [addr, addr+len) of MR mr (owned by t->pid) to t; p caches the
+ * segment mappings of the peer. */
+void uib_target_add(struct uib_target *t, struct uib_peer *p,
 		    const struct uib_mr_slot *mr, uint64_t addr, size_t len);
 /* Copies between our memory and the target: 0 or -errno (-ESRCH: the
  * peer is gone, -EFAULT: its memory is not mapped). */

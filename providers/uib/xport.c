@@ -219,16 +219,39 @@ static int pvm(bool write, int32_t pid, const struct iovec *local, int nl,
 	return (size_t)n == want ? 0 : -EFAULT;
 }
 
-void uib_target_add(struct uib_target *t, const struct uib_state *st,
+/* The peer's segment mapping, through its two-entry cache. */
+static char *seg_map(struct uib_peer *p, int32_t pid, int32_t fd,
+		     uint64_t ino, size_t *len)
+{
+	struct uib_segcache *c;
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		c = &p->seg[i];
+		if (c->base && c->pid == pid && c->fd == fd && c->ino == ino) {
+			*len = c->len;
+			return c->base;
+		}
+	}
+	c = &p->seg[p->seg_next++ & 1];
+	c->base = uib_pmap_get(pid, fd, ino, &c->len);
+	c->pid = pid;
+	c->fd = fd;
+	c->ino = ino;
+	*len = c->len;
+	return c->base;
+}
+
+void uib_target_add(struct uib_target *t, struct uib_peer *p,
 		    const struct uib_mr_slot *mr, uint64_t addr, size_t len)
 {
-	size_t seglen;
+	size_t seglen = 0;
 	char *base = NULL;
 
 	if (t->n == 0)
 		t->mapped = true;
 	if (t->mapped && mr->shm_fd >= 0)
-		base = uib_pmap_get(t->pid, mr->shm_fd, mr->shm_ino, &seglen);
+		base = seg_map(p, t->pid, mr->shm_fd, mr->shm_ino, &seglen);
 	if (base && mr->shm_off + mr->length <= seglen) {
 		t->iov[t->n].iov_base = base + mr->shm_off + (addr - mr->addr);
 	} else {
