@@ -106,14 +106,17 @@ static int recv_target(struct uib_peer *p, const struct uib_rwqe *rw,
 
 	t->pid = p->pid;
 	t->n = 0;
+	t->nheld = 0;
 	for (i = 0; i < rw->num_sge && len; i++) {
 		const struct uib_rsge *s = &rw->sge[i];
-		const struct uib_mr_slot *mr;
+		struct uib_mr_slot *mr;
 		size_t n = s->length < len ? s->length : len;
 
 		if (!n)
 			continue;
-		mr = uib_mr_lookup(&p->dev->st, s->lkey);
+		mr = uib_mr_get(&p->dev->st, s->lkey);
+		if (mr)
+			t->held[t->nheld++] = mr;
 		if (!mr || mr->ctx != p->slot->ctx || mr->pd != p->slot->pd ||
 		    !(mr->access & IBV_ACCESS_LOCAL_WRITE) ||
 		    s->addr < mr->addr ||
@@ -130,8 +133,11 @@ static int rkey_target(struct uib_peer *p, uint32_t rkey,
 		       uint64_t raddr, size_t len, int access,
 		       struct uib_target *t)
 {
-	const struct uib_mr_slot *mr = uib_mr_lookup(&p->dev->st, rkey);
+	struct uib_mr_slot *mr = uib_mr_get(&p->dev->st, rkey);
 
+	t->nheld = 0;
+	if (mr)
+		t->held[t->nheld++] = mr;
 	if (!mr || mr->pd != p->slot->pd || !(mr->access & access) ||
 	    !(p->slot->access & access) || raddr < mr->iova ||
 	    raddr - mr->iova > mr->length || len > mr->length - (raddr - mr->iova))
@@ -231,6 +237,7 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 
 	ret = write_imm ? 0 : recv_target(p, &rw.w, total, &t);
 	if (ret) {
+		uib_target_release(&t);
 		status = ret == -EMSGSIZE ? IBV_WC_LOC_LEN_ERR :
 					    IBV_WC_LOC_PROT_ERR;
 		if (type == IBV_QPT_RC) {
@@ -242,6 +249,7 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 		/* Small and not shared: carry the data in the CQE. */
 		small = total <= UIB_CQE_INLINE_MAX && t.n <= 2 && !t.mapped;
 		ret = small ? 0 : uib_xport_write(&t, x->iov, x->n);
+		uib_target_release(&t);
 		if (ret == -ESRCH)
 			return type == IBV_QPT_RC ? X_UNREACH : X_DONE;
 		if (ret) {
@@ -315,6 +323,7 @@ static enum xres rdma_write(struct uib_qp *qp, struct uib_peer *p,
 				  IBV_ACCESS_REMOTE_WRITE, &t);
 		if (!ret)
 			ret = uib_xport_write(&t, x->iov, x->n);
+		uib_target_release(&t);
 		if (ret == -ESRCH)
 			return X_UNREACH;
 		if (ret) {
@@ -342,6 +351,7 @@ static enum xres rdma_read(struct uib_qp *qp, struct uib_peer *p,
 			  IBV_ACCESS_REMOTE_READ, &t);
 	if (!ret)
 		ret = uib_xport_read(&t, x->iov, x->n);
+	uib_target_release(&t);
 	if (ret == -ESRCH)
 		return X_UNREACH;
 	if (ret) {
@@ -383,11 +393,13 @@ static enum xres atomic_op(struct uib_qp *qp, struct uib_peer *p,
 	ret = rkey_target(p, w->rkey, w->remote_addr, 8,
 			  IBV_ACCESS_REMOTE_ATOMIC, &t);
 	if (ret) {
+		uib_target_release(&t);
 		*st = IBV_WC_REM_ACCESS_ERR;
 		responder_to_err(p, true);
 		return X_DONE;
 	}
 	if (lock_robust(lock)) {
+		uib_target_release(&t);
 		*st = IBV_WC_REM_OP_ERR;
 		return X_DONE;
 	}
@@ -418,6 +430,7 @@ static enum xres atomic_op(struct uib_qp *qp, struct uib_peer *p,
 		}
 	}
 	pthread_mutex_unlock(lock);
+	uib_target_release(&t);
 	if (ret == -ESRCH)
 		return X_UNREACH;
 	if (ret) {

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,9 +376,46 @@ int uib_mr_free(struct uib_state *st, uint32_t key)
 		uib_state_unlock(st);
 		return -EINVAL;
 	}
-	atomic_store_explicit(&m->state, UIB_SLOT_FREE, memory_order_release);
+	atomic_store_explicit(&m->state, UIB_SLOT_FREE, memory_order_seq_cst);
 	uib_state_unlock(st);
+	/* Wait out peers that took the key before it went: their copies
+	 * end in microseconds.  One that died holding it is given up on
+	 * after a second. */
+	{
+		uint64_t spins = 0;
+
+		while (atomic_load_explicit(&m->busy, memory_order_seq_cst) &&
+		       spins++ < 1000000)
+			sched_yield();
+		if (spins > 1000000)
+			atomic_store(&m->busy, 0);
+	}
 	return 0;
+}
+
+struct uib_mr_slot *uib_mr_get(const struct uib_state *st, uint32_t key)
+{
+	struct uib_mr_slot *m;
+
+	if ((key >> 8) >= UIB_MAX_MR)
+		return NULL;
+	m = &st->sh->mr[key >> 8];
+	/* Announce first, then check: uib_mr_free() frees first, then
+	 * waits; seq_cst on both sides means one of us sees the other. */
+	atomic_fetch_add_explicit(&m->busy, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&m->state, memory_order_seq_cst) !=
+		    UIB_SLOT_LIVE ||
+	    m->key_gen != (key & 0xff)) {
+		atomic_fetch_sub_explicit(&m->busy, 1, memory_order_release);
+		return NULL;
+	}
+	return m;
+}
+
+void uib_mr_put(struct uib_mr_slot *mr)
+{
+	if (mr)
+		atomic_fetch_sub_explicit(&mr->busy, 1, memory_order_release);
 }
 
 const struct uib_mr_slot *uib_mr_lookup(const struct uib_state *st,

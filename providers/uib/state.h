@@ -88,7 +88,7 @@ struct uib_mr_slot {
 	 * find addr at shm_off; shm_fd < 0 means none, use the kernel's
 	 * cross-process copy. */
 	int32_t shm_fd;
-	uint32_t reserved2;
+	_Atomic uint32_t busy;		/* peers copying under this key now */
 	uint64_t shm_ino;
 	uint64_t shm_off;
 };
@@ -197,6 +197,11 @@ int uib_mr_free(struct uib_state *st, uint32_t key);
 /* Lock-free lookup for the data path: the slot, or NULL if key is stale. */
 const struct uib_mr_slot *uib_mr_lookup(const struct uib_state *st,
 					uint32_t key);
+/* The same, holding the MR against deregistration until uib_mr_put():
+ * uib_mr_free() waits for every holder, so a peer never writes memory
+ * after its owner has deregistered it. */
+struct uib_mr_slot *uib_mr_get(const struct uib_state *st, uint32_t key);
+void uib_mr_put(struct uib_mr_slot *mr);
 
 /* QPNs: unique on the device while the QP lives. */
 int uib_qpn_alloc(struct uib_state *st, const struct uib_qp_slot *tmpl,

@@ -356,7 +356,15 @@ struct uib_target {
 	int n;
 	struct iovec iov[UIB_MAX_SGE];
 	intptr_t iov_remote_delta[UIB_MAX_SGE];	/* peer address - iov_base */
+	struct uib_mr_slot *held[UIB_MAX_SGE];	/* MRs held while we copy */
+	int nheld;
 };
+
+static inline void uib_target_release(struct uib_target *t)
+{
+	while (t->nheld)
+		uib_mr_put(t->held[--t->nheld]);
+}
 /* Adds [addr, addr+len) of MR mr (owned by t->pid) to t; p caches the
  * segment mappings of the peer. */
 void uib_target_add(struct uib_target *t, struct uib_peer *p,
