@@ -85,6 +85,32 @@ struct ibv_cq *uib_create_cq(struct ibv_context *context, int cqe,
 	return cq ? &cq->vcq.cq : NULL;
 }
 
+/*
+ * Is the slot at cons a hole?  A producer reserves a slot only when its
+ * data is in place and publishes it a few stores later; a slot reserved
+ * but unpublished for two seconds belongs to a producer that was killed
+ * in between.  Caller holds cq->lock.
+ */
+static bool __cq_hole(struct uib_cq *cq)
+{
+	uint64_t now;
+
+	if (atomic_load_explicit(&cq->q.hdr->prod, memory_order_acquire) ==
+	    cq->cons) {
+		cq->stall_since_ns = 0;
+		return false;		/* simply empty */
+	}
+	now = uib_now_ns();
+	if (!cq->stall_since_ns) {
+		cq->stall_since_ns = now;
+		return false;
+	}
+	if (now - cq->stall_since_ns < 2000000000ull)
+		return false;
+	cq->stall_since_ns = 0;
+	return true;
+}
+
 /* Pops the next real CQE into wc; caller holds cq->lock.  Returns false
  * when the ring is empty. */
 static bool __cq_pop(struct uib_cq *cq, struct ibv_wc *wc)
@@ -97,8 +123,17 @@ static bool __cq_pop(struct uib_cq *cq, struct ibv_wc *wc)
 
 		/* Acquire: the CQE body was written before its seq. */
 		if (atomic_load_explicit(&cqe->seq, memory_order_acquire) !=
-		    cq->cons + 1)
-			return false;
+		    cq->cons + 1) {
+			if (!__cq_hole(cq))
+				return false;
+			/* Its producer died between reserving and publishing:
+			 * skip the slot rather than stall forever. */
+			cq->cons++;
+			atomic_store_explicit(&q->cons, cq->cons,
+					      memory_order_release);
+			continue;
+		}
+		cq->stall_since_ns = 0;
 		if (cqe->flags & UIB_CQE_F_NOP) {
 			cq->cons++;
 			atomic_store_explicit(&q->cons, cq->cons,

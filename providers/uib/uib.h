@@ -89,6 +89,7 @@ struct uib_cq {
 	struct uib_qbuf q;
 	pthread_spinlock_t lock;	/* consumer side */
 	uint32_t cons;			/* our copy of q.hdr->cons */
+	uint64_t stall_since_ns;	/* slot at cons reserved, unpublished */
 	atomic_int users;		/* QPs using this CQ */
 	struct ibv_wc cur;		/* ibv_cq_ex: the entry being read */
 };
