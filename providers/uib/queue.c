@@ -86,6 +86,7 @@ struct pmap {
 	uint64_t ino;
 	void *base;
 	size_t len;
+	bool dead;		/* its owner died: base maps nothing of it */
 };
 
 static pthread_mutex_t pmap_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -176,8 +177,8 @@ struct uib_qhdr *uib_qmap_get(int32_t pid, int32_t fd, uint64_t uid)
 
 void uib_pmap_forget(int32_t pid)
 {
-	struct pmap **pp, *m;
 	struct nfd **np, *n;
+	struct pmap *m;
 
 	pthread_mutex_lock(&pmap_lock);
 	for (np = &nfds; (n = *np);) {
@@ -189,14 +190,18 @@ void uib_pmap_forget(int32_t pid)
 			np = &n->next;
 		}
 	}
-	for (pp = &pmaps; (m = *pp);) {
-		if (m->pid == pid) {
-			*pp = m->next;
-			munmap(m->base, m->len);
-			free(m);
-		} else {
-			pp = &m->next;
-		}
+	/*
+	 * QPs may still hold pointers into a dead peer's memory, so the
+	 * range stays mapped: anonymous memory replaces the peer's memfd,
+	 * which frees it, and a late copy lands nowhere that matters.
+	 */
+	for (m = pmaps; m; m = m->next) {
+		if (m->pid != pid || m->dead)
+			continue;
+		mmap(m->base, m->len, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+		     -1, 0);
+		m->dead = true;
 	}
 	pthread_mutex_unlock(&pmap_lock);
 }

@@ -627,14 +627,18 @@ static void set_pending(struct uib_qp *qp, bool on)
 static bool peer_alive(struct uib_qp *qp, struct uib_peer *p)
 {
 	const struct uib_ctx_slot *c;
-	uint64_t now = uib_now_ns();
+	uint64_t now;
 
+	if (p->dead)
+		return false;
+	now = uib_now_ns();
 	if (now - qp->peer_checked_ns < 10000000ull)
 		return true;
 	qp->peer_checked_ns = now;
 	c = &p->dev->st.sh->ctx[p->slot->ctx % UIB_MAX_CTX];
 	if (uib_proc_alive(&c->proc))
 		return true;
+	p->dead = true;
 	uib_pmap_forget(p->pid);
 	return false;
 }
@@ -696,6 +700,9 @@ void __uib_sq_progress(struct uib_qp *qp)
 		enum xres r;
 
 		r = exec_wqe(qp, w, &status);
+		/* A dead responder sends no RNR NAKs: it is silent. */
+		if (r == X_RNR && !peer_alive(qp, &qp->peer))
+			r = X_UNREACH;
 		if (r == X_RNR || r == X_UNREACH) {
 			uint64_t now = uib_now_ns(), budget;
 

@@ -123,6 +123,7 @@ struct uib_peer {
 	uint32_t incarnation;
 	int32_t pid;
 	uint8_t port;
+	bool dead;			/* its process was found gone */
 	struct uib_qhdr *rq;		/* its RQ, or its SRQ */
 	struct uib_qhdr *rcq;
 	struct uib_segcache {		/* its MR segments we mapped last */
