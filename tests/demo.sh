@@ -13,7 +13,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 PACKAGES=(cmake gcc pkg-config libibverbs-dev ibverbs-utils rdma-core perftest
-	  libnl-3-dev libnl-route-3-dev libmnl-dev check)
+	  libnl-3-dev libnl-route-3-dev libmnl-dev check valgrind)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -516,7 +516,7 @@ static void note_error(struct side *s, const struct ibv_wc *wc)
 static void __attribute__((noreturn))
 finish_error(struct side *s, const char *progress)
 {
-	uint64_t end = now_ms() + 1000;
+	uint64_t end = now_ms() + 300;
 	unsigned int n_flush = 0;
 	struct ibv_wc wc[16];
 	int i, n;

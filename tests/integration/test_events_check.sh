@@ -55,7 +55,7 @@ run_case() {	# NAME EXTRA_CHECK [env...] -- args
 
 run_case no-preload stock_create_comp_channel --
 run_case preloaded preloaded_create_comp_channel \
-	"LD_PRELOAD=$PRELOAD${LD_PRELOAD:+:$LD_PRELOAD}" -- --preloaded
+	"LD_PRELOAD=${LD_PRELOAD:+$LD_PRELOAD:}$PRELOAD" -- --preloaded
 
 # Everything the two runs made is gone.
 list=$("$UIBCTL" list)
