@@ -313,50 +313,69 @@ uint32_t uib_pd_alloc(struct uib_state *st)
 	return pd;
 }
 
+/*
+ * Caller holds st->lock.  The first free slot at or after *hint, round
+ * robin, of n slots 'stride' bytes apart that each start with their state
+ * word; *hint moves past it, so that a slot is not reused at once.
+ * Returns its index, or -1 if all are taken.
+ */
+static int __find_free(void *base, size_t stride, uint32_t n,
+		       _Atomic uint32_t *hint)
+{
+	uint32_t start = atomic_load_explicit(hint, memory_order_relaxed), i;
+
+	for (i = 0; i < n; i++) {
+		uint32_t idx = (start + i) % n;
+		_Atomic uint32_t *state =
+			(_Atomic uint32_t *)((char *)base + idx * stride);
+
+		if (atomic_load_explicit(state, memory_order_relaxed) ==
+		    UIB_SLOT_FREE) {
+			atomic_store_explicit(hint, idx + 1,
+					      memory_order_relaxed);
+			return idx;
+		}
+	}
+	return -1;
+}
+
 int uib_mr_alloc(struct uib_state *st, const struct uib_mr_slot *tmpl,
 		 uint32_t *key)
 {
 	struct uib_dev_shared *sh = st->sh;
-	uint32_t start, i;
-	int ret;
+	struct uib_mr_slot *m;
+	uint8_t gen;
+	int idx, ret;
 
 	ret = uib_state_lock(st);
 	if (ret)
 		return ret;
-	start = atomic_load_explicit(&sh->mr_hint, memory_order_relaxed);
-	for (i = 0; i < UIB_MAX_MR; i++) {
-		uint32_t idx = (start + i) % UIB_MAX_MR;
-		struct uib_mr_slot *m = &sh->mr[idx];
-		uint8_t gen;
-
-		if (atomic_load_explicit(&m->state, memory_order_relaxed) !=
-		    UIB_SLOT_FREE)
-			continue;
-		/* A new generation makes every key of the slot's last
-		 * owner stale; 0 is skipped so that key 0 never exists. */
-		gen = m->key_gen + 1;
-		if (!gen)
-			gen = 1;
-		m->ctx = tmpl->ctx;
-		m->key_gen = gen;
-		m->pd = tmpl->pd;
-		m->access = tmpl->access;
-		m->addr = tmpl->addr;
-		m->length = tmpl->length;
-		m->iova = tmpl->iova;
-		m->shm_fd = tmpl->shm_fd;
-		m->shm_ino = tmpl->shm_ino;
-		m->shm_off = tmpl->shm_off;
-		atomic_store_explicit(&m->state, UIB_SLOT_LIVE,
-				      memory_order_release);
-		atomic_store_explicit(&sh->mr_hint, idx + 1,
-				      memory_order_relaxed);
+	idx = __find_free(sh->mr, sizeof(sh->mr[0]), UIB_MAX_MR, &sh->mr_hint);
+	if (idx < 0) {
 		uib_state_unlock(st);
-		*key = idx << 8 | gen;
-		return 0;
+		return -ENOMEM;
 	}
+	m = &sh->mr[idx];
+	/* A new generation makes every key of the slot's last
+	 * owner stale; 0 is skipped so that key 0 never exists. */
+	gen = m->key_gen + 1;
+	if (!gen)
+		gen = 1;
+	m->ctx = tmpl->ctx;
+	m->key_gen = gen;
+	m->pd = tmpl->pd;
+	m->access = tmpl->access;
+	m->addr = tmpl->addr;
+	m->length = tmpl->length;
+	m->iova = tmpl->iova;
+	m->shm_fd = tmpl->shm_fd;
+	m->shm_ino = tmpl->shm_ino;
+	m->shm_off = tmpl->shm_off;
+	atomic_store_explicit(&m->state, UIB_SLOT_LIVE,
+			      memory_order_release);
 	uib_state_unlock(st);
-	return -ENOMEM;
+	*key = (uint32_t)idx << 8 | gen;
+	return 0;
 }
 
 int uib_mr_free(struct uib_state *st, uint32_t key)
@@ -438,53 +457,46 @@ int uib_qpn_alloc(struct uib_state *st, const struct uib_qp_slot *tmpl,
 		  uint32_t *qpn)
 {
 	struct uib_dev_shared *sh = st->sh;
-	uint32_t start, i;
-	int ret;
+	struct uib_qp_slot *q;
+	int idx, ret;
 
 	ret = uib_state_lock(st);
 	if (ret)
 		return ret;
-	/* Start after the last QPN handed out, so that a QPN is not reused
-	 * at once and a late packet for a dead QP does not reach a new one. */
-	start = atomic_load_explicit(&sh->qp_hint, memory_order_relaxed);
-	for (i = 0; i < UIB_MAX_QP; i++) {
-		uint32_t idx = (start + i) % UIB_MAX_QP;
-		struct uib_qp_slot *q = &sh->qp[idx];
-
-		if (atomic_load_explicit(&q->state, memory_order_relaxed) !=
-		    UIB_SLOT_FREE)
-			continue;
-		q->ctx = tmpl->ctx;
-		q->port = tmpl->port;
-		q->pd = tmpl->pd;
-		q->qp_type = tmpl->qp_type;
-		q->qkey = tmpl->qkey;
-		q->access = tmpl->access;
-		q->min_rnr_timer = tmpl->min_rnr_timer;
-		q->dest_qpn = tmpl->dest_qpn;
-		q->pkey = tmpl->pkey;
-		q->pid = tmpl->pid;
-		q->rq_fd = tmpl->rq_fd;
-		q->srq_fd = tmpl->srq_fd;
-		q->rcq_fd = tmpl->rcq_fd;
-		q->rq_uid = tmpl->rq_uid;
-		q->srq_uid = tmpl->srq_uid;
-		q->rcq_uid = tmpl->rcq_uid;
-		q->user_qp = tmpl->user_qp;
-		atomic_store_explicit(&q->qp_state, IBV_QPS_RESET,
-				      memory_order_relaxed);
-		atomic_fetch_add_explicit(&q->incarnation, 1,
-					  memory_order_relaxed);
-		atomic_store_explicit(&q->state, UIB_SLOT_LIVE,
-				      memory_order_release);
-		atomic_store_explicit(&sh->qp_hint, idx + 1,
-				      memory_order_relaxed);
+	/* Round robin: a QPN is not reused at once, so a late packet for a
+	 * dead QP does not reach a new one. */
+	idx = __find_free(sh->qp, sizeof(sh->qp[0]), UIB_MAX_QP, &sh->qp_hint);
+	if (idx < 0) {
 		uib_state_unlock(st);
-		*qpn = idx + UIB_QPN_BASE;
-		return 0;
+		return -ENOMEM;
 	}
+	q = &sh->qp[idx];
+	q->ctx = tmpl->ctx;
+	q->port = tmpl->port;
+	q->pd = tmpl->pd;
+	q->qp_type = tmpl->qp_type;
+	q->qkey = tmpl->qkey;
+	q->access = tmpl->access;
+	q->min_rnr_timer = tmpl->min_rnr_timer;
+	q->dest_qpn = tmpl->dest_qpn;
+	q->pkey = tmpl->pkey;
+	q->pid = tmpl->pid;
+	q->rq_fd = tmpl->rq_fd;
+	q->srq_fd = tmpl->srq_fd;
+	q->rcq_fd = tmpl->rcq_fd;
+	q->rq_uid = tmpl->rq_uid;
+	q->srq_uid = tmpl->srq_uid;
+	q->rcq_uid = tmpl->rcq_uid;
+	q->user_qp = tmpl->user_qp;
+	atomic_store_explicit(&q->qp_state, IBV_QPS_RESET,
+			      memory_order_relaxed);
+	atomic_fetch_add_explicit(&q->incarnation, 1,
+				  memory_order_relaxed);
+	atomic_store_explicit(&q->state, UIB_SLOT_LIVE,
+			      memory_order_release);
 	uib_state_unlock(st);
-	return -ENOMEM;
+	*qpn = idx + UIB_QPN_BASE;
+	return 0;
 }
 
 int uib_qpn_free(struct uib_state *st, uint32_t qpn)
