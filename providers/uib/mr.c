@@ -12,6 +12,10 @@
  * private memory (mremap of a private copy over the range), so that nothing
  * a peer does afterwards reaches memory that is no longer registered.
  *
+ * fork(): the child would inherit the segments as shared memory, and its
+ * writes would land in the parent's buffers.  An atfork handler gives the
+ * child private copies instead, which is what fork() means for memory.
+ *
  * Not shared (the MR falls back to process_vm_readv/writev): file-backed or
  * hugetlb memory, the stack, ranges that overlap a segment without lying
  * inside it, and everything when UIB_SHARED_MR=0.  Caveat, as for any
@@ -42,10 +46,57 @@ struct uib_seg {
 static pthread_mutex_t seg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uib_seg *segs;
 
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&seg_lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&seg_lock);
+}
+
+static void copy_pages(void *dst, const void *src, size_t len);
+
+/* In the child: every segment becomes private memory again, with the
+ * contents it had at fork() time, and leaves the list.  The structs stay
+ * (fd -1) for the child's MRs that still point at them. */
+static void atfork_child(void)
+{
+	struct uib_seg *seg, *next;
+
+	for (seg = segs; seg; seg = next) {
+		size_t len = seg->end - seg->start;
+		void *tmp;
+
+		next = seg->next;
+		tmp = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (tmp != MAP_FAILED) {
+			copy_pages(tmp, (void *)seg->start, len);
+			if (mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   (void *)seg->start) == MAP_FAILED)
+				munmap(tmp, len);
+		}
+		close(seg->fd);
+		seg->fd = -1;
+		seg->next = NULL;
+	}
+	segs = NULL;
+	pthread_mutex_unlock(&seg_lock);
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
 static bool sharing_enabled(void)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	const char *e = getenv("UIB_SHARED_MR");
 
+	pthread_once(&once, register_atfork);
 	return !e || strcmp(e, "0");
 }
 
@@ -188,7 +239,8 @@ static void __seg_unshare(struct uib_seg *seg)
 				munmap(tmp, len);
 		}
 	}
-	close(seg->fd);
+	if (seg->fd >= 0)
+		close(seg->fd);
 	free(seg);
 }
 

@@ -10,3 +10,8 @@ target_link_libraries(uib_verbs_errors PRIVATE PkgConfig::IBVERBS)
 
 set_target_properties(uib_datacheck uib_verbs_errors PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+
+add_executable(uib_fork_check fork_check.c)
+target_link_libraries(uib_fork_check PRIVATE PkgConfig::IBVERBS)
+set_target_properties(uib_fork_check PROPERTIES
+  RUNTIME_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
