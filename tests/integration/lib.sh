@@ -54,6 +54,29 @@ uib_add() {
 	eval "$("$UIBCTL" env)"
 }
 
+# A bash -c program: waits (10 s at most) until something listens on TCP
+# port $1, then runs the rest of its arguments; exits 1 if nothing does.
+# The clients of rdma-core's examples and of perftest connect once, so
+# they start only when their server listens.  /proc/net/tcp is read, as a
+# probe connection would use up a server's only accept().
+#   bash -c "$UIB_WAIT_LISTEN" wait-listen PORT CMD [ARGS...]
+# shellcheck disable=SC2016 # expanded by the bash -c that runs it
+UIB_WAIT_LISTEN='p=$(printf "%04X" "$1"); shift
+for i in $(seq 200); do
+	if grep -qE "^ *[0-9]+: [0-9A-F]+:$p [0-9A-F]+:0000 0A " \
+		/proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+		exec "$@"
+	fi
+	sleep 0.05
+done
+echo "wait-listen: nothing listens on TCP port 0x$p" >&2
+exit 1'
+
+# uib_wait_listen PORT: 0 once something listens on TCP PORT, 1 after 10 s.
+uib_wait_listen() {
+	bash -c "$UIB_WAIT_LISTEN" wait-listen "$1" true 2>/dev/null
+}
+
 # uib_pair TIMEOUT SERVER_CMD -- CLIENT_CMD: runs a server and a client
 # (each a separate process), both bounded by TIMEOUT seconds; fails
 # unless both exit 0.  Output goes to $UIB_RUN_DIR/{server,client}.log.

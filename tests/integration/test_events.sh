@@ -21,16 +21,6 @@ PRELOADED=("LD_PRELOAD=${LD_PRELOAD:+$LD_PRELOAD:}$PRELOAD")
 uib_setup_rundir
 uib_add uibev0
 
-# The clients connect once: start them only when the server listens (read
-# from /proc/net/tcp, as a probe would be taken for the client).
-WAIT_LISTEN='p=$(printf "%04X" "$1"); shift
-for i in $(seq 200); do
-	grep -qE "^ *[0-9]+: [0-9A-F]+:$p [0-9A-F]+:0000 0A " \
-		/proc/net/tcp /proc/net/tcp6 2>/dev/null && break
-	sleep 0.05
-done
-exec "$@"'
-
 failed=()
 
 # --- completion channels through the preload library ----------------------
@@ -57,7 +47,7 @@ for c in "${CASES[@]}"; do
 	esac
 	echo "=== $name: $tool ${args[*]} (preloaded)"
 	if ! uib_pair 60 env "${PRELOADED[@]}" "$tool" "${args[@]}" -- \
-		bash -c "$WAIT_LISTEN" wait-listen "$port" \
+		bash -c "$UIB_WAIT_LISTEN" wait-listen "$port" \
 		env "${PRELOADED[@]}" "$tool" "${args[@]}" 127.0.0.1; then
 		failed+=("$name")
 		continue

@@ -59,18 +59,6 @@ trap 'rc=$?; set +e; kill_mine; (exit $rc); uib_cleanup' EXIT
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# wait_listen PORT: until something listens on TCP PORT (at most 10 s).
-wait_listen() {
-	local p i
-	p=$(printf '%04X' "$1")
-	for i in $(seq 200); do
-		grep -qE "^ *[0-9]+: [0-9A-F]+:$p [0-9A-F]+:0000 0A " \
-			/proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 # wait_exit PID SECONDS: 0 with $WRC set if PID ended within SECONDS,
 # 1 if it is still running.
 wait_exit() {
@@ -98,7 +86,7 @@ fresh_pair() {
 	ib_write_bw -d $DEV -p "$port" -F -n 100 >"$UIB_RUN_DIR/fresh-s.log" 2>&1 &
 	spid=$!
 	PIDS+=("$spid")
-	if ! wait_listen "$port"; then
+	if ! uib_wait_listen "$port"; then
 		stop "$spid"
 		echo "server did not listen"
 		return 1
@@ -156,7 +144,7 @@ while [ $round -lt "$ROUNDS" ]; do
 	"${srv[@]}" >"$slog" 2>&1 &
 	spid=$!
 	PIDS=("$spid")
-	wait_listen "$port" || true
+	uib_wait_listen "$port" || true
 	"${cli[@]}" >"$clog" 2>&1 &
 	cpid=$!
 	PIDS+=("$cpid")

@@ -14,18 +14,6 @@ uib_require_cmd ib_send_bw ib_send_lat ib_write_bw ib_write_lat \
 uib_setup_rundir
 uib_add uibp0
 
-# perftest's client connects once: start it only when the server listens.
-# /proc/net/tcp is read rather than probing the port, as a probe would be
-# taken for the client.
-# shellcheck disable=SC2016 # expanded by the bash -c that runs it
-WAIT_LISTEN='p=$(printf "%04X" "$1"); shift
-for i in $(seq 200); do
-	grep -qE "^ *[0-9]+: [0-9A-F]+:$p [0-9A-F]+:0000 0A " \
-		/proc/net/tcp /proc/net/tcp6 2>/dev/null && break
-	sleep 0.05
-done
-exec "$@"'
-
 # name | tool | options | result lines expected (-a: sizes 2..2^23)
 CASES=(
 	"send_bw           | ib_send_bw    | -n 500                        | 1"
@@ -85,7 +73,7 @@ for addr in lid gid; do
 		args=(-d uibp0 -i 1 -p "$port" -F "${args[@]}")
 		echo "=== $name: $tool ${args[*]}"
 		if ! uib_pair 60 "$tool" "${args[@]}" -- \
-			bash -c "$WAIT_LISTEN" wait-listen "$port" \
+			bash -c "$UIB_WAIT_LISTEN" wait-listen "$port" \
 			"$tool" "${args[@]}" 127.0.0.1; then
 			failed+=("$name")
 			continue

@@ -12,18 +12,6 @@ uib_require_cmd ibv_rc_pingpong ibv_uc_pingpong ibv_ud_pingpong ibv_srq_pingpong
 uib_setup_rundir
 uib_add uibp0
 
-# The examples' clients try to connect once: start them only when the
-# server listens.  /proc/net/tcp is read rather than probing the port, as a
-# probe would use up the server's only accept().
-# shellcheck disable=SC2016 # expanded by the bash -c that runs it
-WAIT_LISTEN='p=$(printf "%04X" "$1"); shift
-for i in $(seq 200); do
-	grep -qE "^ *[0-9]+: [0-9A-F]+:$p [0-9A-F]+:0000 0A " \
-		/proc/net/tcp /proc/net/tcp6 2>/dev/null && break
-	sleep 0.05
-done
-exec "$@"'
-
 # name | tool | size | iterations | extra options
 # (ud: the message must fit the 4096-byte MTU; srq: iterations per QP)
 CASES=(
@@ -73,7 +61,7 @@ for addr in lid gid; do
 		args=(-d uibp0 -p "$port" -s "$size" -n "$iters" "${opts[@]}")
 		echo "=== $name: $tool ${args[*]}"
 		if ! uib_pair 60 "$tool" "${args[@]}" -- \
-			bash -c "$WAIT_LISTEN" wait-listen "$port" \
+			bash -c "$UIB_WAIT_LISTEN" wait-listen "$port" \
 			"$tool" "${args[@]}" 127.0.0.1; then
 			failed+=("$name")
 			continue

@@ -90,14 +90,6 @@ check() {
 	return 1
 }
 
-WAIT_LISTEN='p=$(printf "%04X" "$1"); shift
-for i in $(seq 400); do
-	grep -qE "^ *[0-9]+: [0-9A-F]+:$p [0-9A-F]+:0000 0A " \
-		/proc/net/tcp /proc/net/tcp6 2>/dev/null && break
-	sleep 0.05
-done
-exec "$@"'
-
 # vg_pair NAME PORT [perftest] [VAR=VALUE...] -- COMMAND...: both sides
 # under valgrind, with VAR=VALUE in their environment (not valgrind's
 # command: it does not follow an exec); the client gets 127.0.0.1 too.
@@ -117,7 +109,7 @@ vg_pair() {
 	timeout 150 env ${envs[@]+"${envs[@]}"} "${VG[@]}" ${extra[@]+"${extra[@]}"} \
 		--log-file="$slog" "$@" >"$UIB_RUN_DIR/$name-server.out" 2>&1 &
 	spid=$!
-	timeout 150 bash -c "$WAIT_LISTEN" wait-listen "$port" \
+	timeout 150 bash -c "$UIB_WAIT_LISTEN" wait-listen "$port" \
 		env ${envs[@]+"${envs[@]}"} "${VG[@]}" ${extra[@]+"${extra[@]}"} \
 		--log-file="$clog" "$@" 127.0.0.1 \
 		>"$UIB_RUN_DIR/$name-client.out" 2>&1 &
