@@ -28,6 +28,7 @@
 #ifndef UIB_QUEUE_H
 #define UIB_QUEUE_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -146,7 +147,7 @@ static inline int uib_cq_reserve(struct uib_qhdr *cq, uint32_t *slot)
 		/* Acquire: the consumer is done with the slot we may take. */
 		if (r - atomic_load_explicit(&cq->cons, memory_order_acquire) >=
 		    uib_qsize(cq))
-			return -11; /* -EAGAIN */
+			return -EAGAIN;
 	} while (!atomic_compare_exchange_weak_explicit(
 		&cq->prod, &r, r + 1, memory_order_relaxed,
 		memory_order_relaxed));

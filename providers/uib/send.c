@@ -494,7 +494,6 @@ static enum xres exec_wqe(struct uib_qp *qp, struct uib_swqe *w, uint32_t *st)
 	struct xfer x;
 	uint8_t port;
 
-	*st = IBV_WC_SUCCESS;
 	if (w->opcode == IBV_WR_RDMA_READ ||
 	    w->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
 	    w->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD)
