@@ -14,27 +14,43 @@
 
 #include "uib.h"
 
-int uib_cq_push(struct uib_qhdr *cq, const struct uib_cqe *src)
+/*
+ * IBA 11.4.2.1: a completion that finds its CQ full is a CQ overrun, an
+ * error of the CQ: raise IBV_EVENT_CQ_ERR once, in whatever process owns
+ * it.  st/ctx name the CQ owner's device state and context slot.
+ */
+void uib_cq_overrun(const struct uib_state *st, int ctx,
+		    const struct uib_ring *cq)
 {
+	if (!(atomic_fetch_or(&cq->hdr->error, UIB_Q_OVERRUN) &
+	      UIB_Q_OVERRUN))
+		uib_ctx_notify(st, ctx, IBV_EVENT_CQ_ERR, cq->hdr->user_handle);
+}
+
+int uib_cq_push(struct uib_cq *cq, const struct uib_cqe *src)
+{
+	struct uib_context *ctx = to_uctx(cq->vcq.cq.context);
 	struct uib_cqe *cqe;
 	uint32_t r;
+	int ret;
 
-	if (uib_cq_reserve(cq, &r)) {
-		atomic_fetch_or_explicit(&cq->error, UIB_Q_OVERRUN,
-					  memory_order_relaxed);
-		return -EAGAIN;
+	ret = uib_cq_reserve(&cq->q.r, &r);
+	if (ret) {
+		uib_cq_overrun(&ctx->st, ctx->ctx_slot, &cq->q.r);
+		return ret;
 	}
-	cqe = uib_qentry(cq, r);
+	cqe = uib_qentry(&cq->q.r, r);
 	memcpy(cqe, src, offsetof(struct uib_cqe, seq));
 	uib_cq_publish(cqe, r);
-	uib_cq_notify(cq, src->status != IBV_WC_SUCCESS ||
-			      (src->flags & UIB_CQE_F_SOLICITED));
+	uib_cq_notify(&cq->q.r, src->status != IBV_WC_SUCCESS ||
+				    (src->flags & UIB_CQE_F_SOLICITED));
 	return 0;
 }
 
 static struct uib_cq *cq_alloc(struct ibv_context *context, int cqe,
 			       struct ibv_comp_channel *channel)
 {
+	struct uib_context *ctx = to_uctx(context);
 	struct uib_cq *cq;
 	struct stat sb;
 	int ret;
@@ -49,27 +65,38 @@ static struct uib_cq *cq_alloc(struct ibv_context *context, int cqe,
 		errno = EINVAL;
 		return NULL;
 	}
+	/* max_cq is a device limit, across every process (as ENOMEM, like
+	 * the kernel when a device runs out of CQs). */
+	ret = uib_res_get(&ctx->st, ctx->ctx_slot, UIB_RES_CQ, UIB_MAX_CQ);
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
 	cq = calloc(1, sizeof(*cq));
 	if (!cq) {
-		errno = ENOMEM;
-		return NULL;
+		ret = -ENOMEM;
+		goto err_res;
 	}
 	/* One spare slot: a full ring is cqe + 1 entries apart. */
 	ret = uib_qbuf_alloc(&cq->q, UIB_QK_CQ, cqe + 1,
 			     sizeof(struct uib_cqe), 0);
-	if (ret) {
-		free(cq);
-		errno = -ret;
-		return NULL;
-	}
+	if (ret)
+		goto err_free;
 	pthread_spin_init(&cq->lock, PTHREAD_PROCESS_PRIVATE);
-	cq->vcq.cq.cqe = uib_qsize(cq->q.hdr) - 1;
-	cq->q.hdr->user_handle = (uintptr_t)&cq->vcq.cq;
+	cq->vcq.cq.cqe = uib_qsize(&cq->q.r) - 1;
+	cq->q.r.hdr->user_handle = (uintptr_t)&cq->vcq.cq;
 	if (channel) {
-		cq->q.hdr->notify_fd = channel->fd;
-		cq->q.hdr->notify_ino = sb.st_ino;
+		cq->q.r.hdr->notify_fd = channel->fd;
+		cq->q.r.hdr->notify_ino = sb.st_ino;
 	}
 	return cq;
+
+err_free:
+	free(cq);
+err_res:
+	uib_res_put(&ctx->st, ctx->ctx_slot, UIB_RES_CQ);
+	errno = -ret;
+	return NULL;
 }
 
 struct ibv_cq *uib_create_cq(struct ibv_context *context, int cqe,
@@ -95,7 +122,7 @@ static bool __cq_hole(struct uib_cq *cq)
 {
 	uint64_t now;
 
-	if (atomic_load_explicit(&cq->q.hdr->prod, memory_order_acquire) ==
+	if (atomic_load_explicit(&cq->q.r.hdr->prod, memory_order_acquire) ==
 	    cq->cons) {
 		cq->stall_since_ns = 0;
 		return false;		/* simply empty */
@@ -111,15 +138,66 @@ static bool __cq_hole(struct uib_cq *cq)
 	return true;
 }
 
+/*
+ * A small SEND carried in the CQE: the requester checked the destination
+ * against our MRs, but the CQE is shared memory, so each fragment is
+ * checked again against our own MR before we write: it must lie inside a
+ * live MR of this context with local write access (IBA 10.6.3).  Returns
+ * false, having written nothing, if any does not.
+ */
+static bool cqe_place_inline(struct uib_cq *cq, const struct uib_cqe *cqe)
+{
+	struct uib_context *ctx = to_uctx(cq->vcq.cq.context);
+	unsigned int i, nfrag = cqe->nfrag;
+	size_t off = 0;
+
+	if (nfrag > 2)
+		return false;
+	for (i = 0; i < nfrag; i++) {
+		const struct uib_mr_slot *mr =
+			uib_mr_lookup(&ctx->st, cqe->frag[i].lkey);
+		uint64_t addr = cqe->frag[i].addr;
+		uint32_t len = cqe->frag[i].len;
+
+		if (!mr || mr->ctx != ctx->ctx_slot ||
+		    !(mr->access & IBV_ACCESS_LOCAL_WRITE) ||
+		    len > UIB_CQE_INLINE_MAX - off || addr < mr->addr ||
+		    addr - mr->addr > mr->length ||
+		    len > mr->length - (addr - mr->addr))
+			return false;
+		off += len;
+	}
+	off = 0;
+	for (i = 0; i < nfrag; i++) {
+		memcpy((void *)(uintptr_t)cqe->frag[i].addr, cqe->data + off,
+		       cqe->frag[i].len);
+		off += cqe->frag[i].len;
+	}
+	return true;
+}
+
+/* IBA 10.10.2: a local protection error on a receive moves the QP to
+ * ERR; its queues are flushed by the next cq_drive(). */
+static void cq_qp_to_err(struct uib_cq *cq, uint32_t qpn)
+{
+	struct uib_context *ctx = to_uctx(cq->vcq.cq.context);
+	struct uib_qp_slot *s = uib_qp_lookup(&ctx->st, qpn);
+
+	if (!s || s->ctx != ctx->ctx_slot)
+		return;
+	atomic_store_explicit(&s->qp_state, IBV_QPS_ERR, memory_order_release);
+	atomic_fetch_or_explicit(&cq->q.r.hdr->error, UIB_Q_ATTENTION,
+				 memory_order_release);
+}
+
 /* Pops the next real CQE into wc; caller holds cq->lock.  Returns false
  * when the ring is empty. */
 static bool __cq_pop(struct uib_cq *cq, struct ibv_wc *wc)
 {
-	struct uib_qhdr *q = cq->q.hdr;
+	struct uib_qhdr *q = cq->q.r.hdr;
 
 	for (;;) {
-		struct uib_cqe *cqe = uib_qentry(q, cq->cons);
-		unsigned int i, off = 0;
+		struct uib_cqe *cqe = uib_qentry(&cq->q.r, cq->cons);
 
 		/* Acquire: the CQE body was written before its seq. */
 		if (atomic_load_explicit(&cqe->seq, memory_order_acquire) !=
@@ -153,14 +231,14 @@ static bool __cq_pop(struct uib_cq *cq, struct ibv_wc *wc)
 		wc->slid = cqe->slid;
 		wc->sl = cqe->sl;
 		wc->dlid_path_bits = cqe->dlid_path_bits;
-		/* A small SEND: the requester validated the destination
-		 * against our MRs; placing it is our one copy. */
-		if (cqe->flags & UIB_CQE_F_INLINE)
-			for (i = 0; i < cqe->nfrag && i < 2; i++) {
-				memcpy((void *)(uintptr_t)cqe->frag[i].addr,
-				       cqe->data + off, cqe->frag[i].len);
-				off += cqe->frag[i].len;
-			}
+		/* A small SEND: placing it is our one copy. */
+		if ((cqe->flags & UIB_CQE_F_INLINE) &&
+		    wc->status == IBV_WC_SUCCESS &&
+		    !cqe_place_inline(cq, cqe)) {
+			wc->status = IBV_WC_LOC_PROT_ERR;
+			wc->byte_len = 0;
+			cq_qp_to_err(cq, wc->qp_num);
+		}
 		cq->cons++;
 		/* Release: we are done reading the slot. */
 		atomic_store_explicit(&q->cons, cq->cons, memory_order_release);
@@ -175,9 +253,10 @@ static void cq_drive(struct uib_cq *cq)
 	if (atomic_load_explicit(&ctx->npending, memory_order_relaxed))
 		uib_ctx_progress(ctx);
 	/* A peer moved one of our QPs to ERR: flush its queues. */
-	if (atomic_load_explicit(&cq->q.hdr->error, memory_order_relaxed) &
+	if (atomic_load_explicit(&cq->q.r.hdr->error, memory_order_relaxed) &
 	    UIB_Q_ATTENTION) {
-		atomic_fetch_and(&cq->q.hdr->error, ~(uint32_t)UIB_Q_ATTENTION);
+		atomic_fetch_and(&cq->q.r.hdr->error,
+				 ~(uint32_t)UIB_Q_ATTENTION);
 		uib_ctx_check_errors(ctx);
 	}
 }
@@ -203,7 +282,7 @@ int uib_req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
 
 	/* Arming a CQ without a channel is harmless, as with any provider:
 	 * there is just nobody to tell. */
-	atomic_store_explicit(&cq->q.hdr->armed,
+	atomic_store_explicit(&cq->q.r.hdr->armed,
 			      solicited_only ? UIB_CQ_ARM_SOLICITED :
 					       UIB_CQ_ARM_NEXT,
 			      memory_order_release);
@@ -214,8 +293,11 @@ int uib_destroy_cq(struct ibv_cq *ibcq)
 {
 	struct uib_cq *cq = to_ucq(ibcq);
 
+	struct uib_context *ctx = to_uctx(ibcq->context);
+
 	if (atomic_load(&cq->users))
 		return EBUSY;
+	uib_res_put(&ctx->st, ctx->ctx_slot, UIB_RES_CQ);
 	uib_qbuf_free(&cq->q);
 	pthread_spin_destroy(&cq->lock);
 	free(cq);

@@ -135,8 +135,8 @@ static struct ibv_qp *create_qp(struct ibv_context *context,
 		qp->cap.max_recv_wr = 0;
 		qp->cap.max_recv_sge = 0;
 	} else {
-		qp->cap.max_recv_wr = uib_qsize(qp->rq.hdr);
-		qp->cap.max_recv_sge = qp->rq.hdr->max_sge;
+		qp->cap.max_recv_wr = uib_qsize(&qp->rq.r);
+		qp->cap.max_recv_sge = qp->rq.r.max_sge;
 	}
 	attr->cap = qp->cap;
 	qp->sq_sig_all = attr->sq_sig_all;
@@ -147,11 +147,11 @@ static struct ibv_qp *create_qp(struct ibv_context *context,
 	tmpl.qp_type = attr->qp_type;
 	tmpl.pid = getpid();
 	tmpl.rq_fd = srq ? -1 : qp->rq.fd;
-	tmpl.rq_uid = srq ? 0 : qp->rq.hdr->uid;
+	tmpl.rq_uid = srq ? 0 : qp->rq.r.hdr->uid;
 	tmpl.srq_fd = srq ? srq->q.fd : -1;
-	tmpl.srq_uid = srq ? srq->q.hdr->uid : 0;
+	tmpl.srq_uid = srq ? srq->q.r.hdr->uid : 0;
 	tmpl.rcq_fd = rcq->q.fd;
-	tmpl.rcq_uid = rcq->q.hdr->uid;
+	tmpl.rcq_uid = rcq->q.r.hdr->uid;
 	tmpl.pkey = 0xffff;
 	tmpl.user_qp = (uintptr_t)ibqp;
 	ret = -uib_qpn_alloc(&ctx->st, &tmpl, &qp->qpn);
@@ -456,10 +456,10 @@ static void reset_queues(struct uib_qp *qp)
 		qp->pending = false;
 		atomic_fetch_sub(&qp->ctx->npending, 1);
 	}
-	if (qp->rq.hdr) {
-		uint32_t prod = atomic_load(&qp->rq.hdr->prod);
+	if (qp->rq.r.hdr) {
+		uint32_t prod = atomic_load(&qp->rq.r.hdr->prod);
 
-		atomic_store(&qp->rq.hdr->cons, prod);
+		atomic_store(&qp->rq.r.hdr->cons, prod);
 	}
 	memset(&qp->peer, 0, sizeof(qp->peer));
 	memset(&qp->ud_peer, 0, sizeof(qp->ud_peer));

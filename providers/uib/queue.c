@@ -17,9 +17,51 @@
 
 #include "queue.h"
 
+uint32_t uib_rwqe_stride(uint32_t max_sge)
+{
+	uint32_t need = sizeof(struct uib_rwqe) +
+			max_sge * sizeof(struct uib_rsge), s = 32;
+
+	while (s < need)
+		s <<= 1;
+	return s;
+}
+
+int uib_ring_from_hdr(struct uib_qhdr *h, size_t len, uint64_t uid,
+		      enum uib_qkind kind, struct uib_ring *out)
+{
+	uint32_t log, stride, max_sge = 0;
+
+	if (len < UIB_QHDR_SIZE || h->uid != uid || h->kind != (uint32_t)kind)
+		return -EPROTO;
+	/* One read of each field: the header may change under us. */
+	log = *(volatile uint32_t *)&h->log_size;
+	stride = *(volatile uint32_t *)&h->stride;
+	if (log > UIB_RING_MAX_LOG)
+		return -EPROTO;
+	if (kind == UIB_QK_CQ) {
+		if (stride != sizeof(struct uib_cqe))
+			return -EPROTO;
+	} else {
+		max_sge = *(volatile uint32_t *)&h->max_sge;
+		if (!max_sge || max_sge > UIB_RING_MAX_SGE ||
+		    stride != uib_rwqe_stride(max_sge))
+			return -EPROTO;
+	}
+	if (len < UIB_QHDR_SIZE + ((size_t)stride << log))
+		return -EPROTO;
+	out->hdr = h;
+	out->mask = (1u << log) - 1;
+	out->stride = stride;
+	out->max_sge = max_sge;
+	out->kind = kind;
+	return 0;
+}
+
 int uib_qbuf_alloc(struct uib_qbuf *qb, enum uib_qkind kind,
 		   uint32_t entries, uint32_t stride, uint32_t max_sge)
 {
+	struct uib_qhdr *h;
 	uint32_t log = 0;
 	struct stat sb;
 	void *p;
@@ -27,6 +69,8 @@ int uib_qbuf_alloc(struct uib_qbuf *qb, enum uib_qkind kind,
 
 	while ((1u << log) < entries)
 		log++;
+	if (log > UIB_RING_MAX_LOG || max_sge > UIB_RING_MAX_SGE)
+		return -EINVAL;
 	qb->len = UIB_QHDR_SIZE + ((size_t)stride << log);
 	qb->fd = memfd_create("uib-queue", MFD_CLOEXEC);
 	if (qb->fd < 0)
@@ -45,16 +89,22 @@ int uib_qbuf_alloc(struct uib_qbuf *qb, enum uib_qkind kind,
 		munmap(p, qb->len);
 		goto err_fd;
 	}
-	qb->hdr = p;
+	h = p;
 	/* The memfd's inode number: unique among live memfds, and what a
 	 * peer checks after opening /proc/<pid>/fd/<fd>. */
-	qb->hdr->uid = sb.st_ino;
-	qb->hdr->kind = kind;
-	qb->hdr->log_size = log;
-	qb->hdr->stride = stride;
-	qb->hdr->max_sge = max_sge;
-	qb->hdr->owner_pid = getpid();
-	qb->hdr->notify_fd = -1;
+	h->uid = sb.st_ino;
+	h->kind = kind;
+	h->log_size = log;
+	h->stride = stride;
+	h->max_sge = max_sge;
+	h->owner_pid = getpid();
+	h->notify_fd = -1;
+	/* Our own view, kept privately like a peer's. */
+	qb->r.hdr = h;
+	qb->r.mask = (1u << log) - 1;
+	qb->r.stride = stride;
+	qb->r.max_sge = max_sge;
+	qb->r.kind = kind;
 	return 0;
 
 err_fd:
@@ -65,11 +115,11 @@ err_fd:
 
 void uib_qbuf_free(struct uib_qbuf *qb)
 {
-	if (qb->hdr)
-		munmap(qb->hdr, qb->len);
+	if (qb->r.hdr)
+		munmap(qb->r.hdr, qb->len);
 	if (qb->fd >= 0)
 		close(qb->fd);
-	qb->hdr = NULL;
+	qb->r.hdr = NULL;
 	qb->fd = -1;
 }
 
@@ -164,15 +214,15 @@ void *uib_pmap_get(int32_t pid, int32_t fd, uint64_t ino, size_t *len)
 	return base;
 }
 
-struct uib_qhdr *uib_qmap_get(int32_t pid, int32_t fd, uint64_t uid)
+int uib_qmap_get(int32_t pid, int32_t fd, uint64_t uid, enum uib_qkind kind,
+		 struct uib_ring *out)
 {
 	size_t len;
 	struct uib_qhdr *q = uib_pmap_get(pid, fd, uid, &len);
 
-	if (!q || len < UIB_QHDR_SIZE || q->uid != uid ||
-	    len < UIB_QHDR_SIZE + ((size_t)q->stride << q->log_size))
-		return NULL;
-	return q;
+	if (!q)
+		return -ENOENT;
+	return uib_ring_from_hdr(q, len, uid, kind, out);
 }
 
 void uib_pmap_forget(int32_t pid)
@@ -242,8 +292,9 @@ out:
 	return wfd;
 }
 
-void uib_cq_notify(struct uib_qhdr *cq, bool solicited)
+void uib_cq_notify(const struct uib_ring *ring, bool solicited)
 {
+	struct uib_qhdr *cq = ring->hdr;
 	uint32_t a = atomic_load_explicit(&cq->armed, memory_order_acquire);
 	uint64_t handle = cq->user_handle;
 	int wfd;

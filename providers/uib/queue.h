@@ -18,12 +18,29 @@
  *
  * CQ: many producers (the owner's own send completions, and requesters
  * delivering receive completions), one consumer (the owner).
- *   producer:  reserves slot r with a CAS on prod while r - cons < size,
- *              writes the CQE body, then store-release seq = r + 1.
+ *   producer:  load-acquire cons, then load prod; reserves slot r with a
+ *              CAS on prod while r - cons < size, writes the CQE body, then
+ *              store-release seq = r + 1.
  *   consumer:  the CQE at cons is valid once load-acquire seq == cons + 1;
  *              after reading it, store-release cons + 1.
+ * Why cons is read before prod: the consumer stored cons = c + 1 only after
+ * it saw (acquire) the seq published for slot c, which its producer stored
+ * (release) after its CAS took prod past c.  A producer whose acquire load
+ * returns cons = c + 1 therefore happens-after that CAS, and its next load
+ * of prod returns c + 1 or later: prod - cons never wraps below zero.  The
+ * other order (prod first) lets a producer pair a stale prod with a newer
+ * cons; the unsigned difference then wraps and a CQ that is nearly empty
+ * looks full (issue 7: false IBV_EVENT_CQ_ERR under many producers).  A
+ * difference that is still negative means the header was overwritten: the
+ * CQ is in error.
  * A reserved slot that turns out not to be needed is published as a NOP
  * CQE, which the consumer skips.
+ *
+ * Shared memory is input: a ring's geometry (size, stride, SGE count) is
+ * read once, when its owner creates it or a peer maps it, validated, and
+ * kept privately in struct uib_ring; every entry address is computed from
+ * that private copy, so a stray write into a header can make a peer read
+ * wrong entries but never reach outside the ring.
  */
 #ifndef UIB_QUEUE_H
 #define UIB_QUEUE_H
@@ -85,8 +102,10 @@ struct uib_rwqe {
 };
 
 /* Small SEND payloads ride in the CQE; the owner scatters them into its
- * receive buffer when it polls (one copy, no system call). */
-enum { UIB_CQE_INLINE_MAX = 52 };
+ * receive buffer when it polls (one copy, no system call), after checking
+ * each fragment against its own MR (lkey): a CQE is written by a peer and
+ * is input like any shared memory. */
+enum { UIB_CQE_INLINE_MAX = 44 };
 
 enum {
 	UIB_CQE_F_NOP = 1 << 0,		/* skip: a reservation not used */
@@ -120,37 +139,70 @@ struct uib_cqe {
 	struct {
 		uint64_t addr;
 		uint32_t len;
-	} __attribute__((packed)) frag[2];
+		uint32_t lkey;
+	} frag[2];
 	uint8_t data[UIB_CQE_INLINE_MAX];
 	_Atomic uint32_t seq;	/* written last: r + 1 for slot r */
 };
 
 _Static_assert(sizeof(struct uib_cqe) == 128, "CQE is two cache lines");
 
-static inline void *uib_qentry(struct uib_qhdr *q, uint32_t idx)
+/* Largest rings: CQs of UIB_MAX_CQE + 1 entries, RQs of 16384. */
+enum { UIB_RING_MAX_LOG = 17, UIB_RING_MAX_SGE = 32 };
+
+/* A ring as this process sees it: the shared header, and the geometry
+ * that was validated when the ring was made or mapped (never re-read). */
+struct uib_ring {
+	struct uib_qhdr *hdr;
+	uint32_t mask;		/* entries - 1 */
+	uint32_t stride;	/* bytes per entry */
+	uint32_t max_sge;	/* RQ/SRQ: SGEs per WQE, <= UIB_MAX_SGE */
+	uint32_t kind;		/* enum uib_qkind */
+};
+
+static inline void *uib_qentry(const struct uib_ring *q, uint32_t idx)
 {
-	return (char *)q + UIB_QHDR_SIZE +
-	       (size_t)(idx & ((1u << q->log_size) - 1)) * q->stride;
+	return (char *)q->hdr + UIB_QHDR_SIZE + (size_t)(idx & q->mask) *
+						       q->stride;
 }
 
-static inline uint32_t uib_qsize(const struct uib_qhdr *q)
+static inline uint32_t uib_qsize(const struct uib_ring *q)
 {
-	return 1u << q->log_size;
+	return q->mask + 1;
 }
 
-/* CQ producer: reserve a slot.  Any process.  Returns 0 or -EAGAIN. */
-static inline int uib_cq_reserve(struct uib_qhdr *cq, uint32_t *slot)
+/*
+ * CQ producer: reserve a slot.  Any process.  Returns 0, -EAGAIN if the CQ
+ * is full, or -EIO if its indices are impossible (header overwritten).
+ * See the ordering argument at the top of this file.
+ */
+static inline int uib_cq_reserve(const struct uib_ring *cq, uint32_t *slot)
 {
-	uint32_t r = atomic_load_explicit(&cq->prod, memory_order_relaxed);
+	struct uib_qhdr *h = cq->hdr;
+	uint32_t c = atomic_load_explicit(&h->cons, memory_order_acquire);
+	uint32_t r = atomic_load_explicit(&h->prod, memory_order_relaxed);
 
-	do {
-		/* Acquire: the consumer is done with the slot we may take. */
-		if (r - atomic_load_explicit(&cq->cons, memory_order_acquire) >=
-		    uib_qsize(cq))
-			return -EAGAIN;
-	} while (!atomic_compare_exchange_weak_explicit(
-		&cq->prod, &r, r + 1, memory_order_relaxed,
-		memory_order_relaxed));
+	for (;;) {
+		if ((int32_t)(r - c) < 0)
+			return -EIO;
+		if (r - c >= uib_qsize(cq)) {
+			/* Full as of c; the consumer may have moved since. */
+			uint32_t c2 = atomic_load_explicit(
+				&h->cons, memory_order_acquire);
+
+			if (c2 == c)
+				return -EAGAIN;
+			c = c2;
+			r = atomic_load_explicit(&h->prod,
+						 memory_order_relaxed);
+			continue;
+		}
+		/* Relaxed is enough: the CQE body is published by seq. */
+		if (atomic_compare_exchange_weak_explicit(
+			    &h->prod, &r, r + 1, memory_order_relaxed,
+			    memory_order_relaxed))
+			break;
+	}
 	*slot = r;
 	return 0;
 }
@@ -163,7 +215,7 @@ static inline void uib_cq_publish(struct uib_cqe *cqe, uint32_t r)
 
 /* Queue memory owned by this process. */
 struct uib_qbuf {
-	struct uib_qhdr *hdr;
+	struct uib_ring r;
 	size_t len;
 	int fd;			/* memfd; peers open /proc/<pid>/fd/<fd> */
 };
@@ -174,13 +226,20 @@ void uib_qbuf_free(struct uib_qbuf *qb);
 
 /* Raises the CQ's completion event if it is armed for a CQE like this one
  * (IBA 11.4.2.2); any process.  Call after publishing. */
-void uib_cq_notify(struct uib_qhdr *cq, bool solicited);
+void uib_cq_notify(const struct uib_ring *cq, bool solicited);
 
 /* Maps a peer's memfd (cached): its base and size, or NULL if the peer or
  * the memory is gone or the inode does not match. */
 void *uib_pmap_get(int32_t pid, int32_t fd, uint64_t ino, size_t *len);
-/* A peer's queue memory; NULL unless it is a whole queue with that uid. */
-struct uib_qhdr *uib_qmap_get(int32_t pid, int32_t fd, uint64_t uid);
+/* A peer's queue of kind 'kind', mapped and validated into *out: 0, or
+ * -ENOENT if it is gone, -EPROTO if its header is not a sound ring. */
+int uib_qmap_get(int32_t pid, int32_t fd, uint64_t uid, enum uib_qkind kind,
+		 struct uib_ring *out);
+/* Validates a ring header against the memory that holds it. */
+int uib_ring_from_hdr(struct uib_qhdr *h, size_t len, uint64_t uid,
+		      enum uib_qkind kind, struct uib_ring *out);
+/* Receive WQE stride for max_sge SGEs (a power of two). */
+uint32_t uib_rwqe_stride(uint32_t max_sge);
 /* Drops cached mappings of a dead process. */
 void uib_pmap_forget(int32_t pid);
 

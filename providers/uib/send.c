@@ -89,6 +89,26 @@ static int local_xfer(struct uib_qp *qp, struct uib_swqe *w, int access,
 	return IBV_WC_SUCCESS;
 }
 
+/*
+ * A port that is not ACTIVE has no link: nothing leaves or reaches it
+ * (IBA 7.2: a link that is down carries no packets; the QP state machine
+ * of 10.3 does not depend on it).  So traffic through a DOWN port, at
+ * either end, is lost like traffic into an unplugged cable: RC retries
+ * until its budget gives IBV_WC_RETRY_EXC_ERR, UC and UD lose it silently.
+ */
+static bool port_active(const struct uib_state *st, uint8_t port)
+{
+	return port >= 1 && port <= UIB_MAX_PORTS &&
+	       atomic_load_explicit(&st->sh->port[port - 1].state,
+				    memory_order_relaxed) == IBV_PORT_ACTIVE;
+}
+
+static bool link_up(const struct uib_qp *qp, const struct uib_peer *p)
+{
+	return port_active(&qp->ctx->st, qp->attr.port_num) &&
+	       port_active(&p->dev->st, p->port);
+}
+
 static bool responder_ready(const struct uib_peer *p)
 {
 	uint32_t s = atomic_load_explicit(&p->slot->qp_state,
@@ -114,13 +134,15 @@ static int recv_target(struct uib_peer *p, const struct uib_rwqe *rw,
 
 		if (!n)
 			continue;
+		t->lkey[t->n] = s->lkey;
 		mr = uib_mr_get(&p->dev->st, s->lkey);
 		if (mr)
 			t->held[t->nheld++] = mr;
+		/* Overflow-safe: the WQE is the peer's memory, any value. */
 		if (!mr || mr->ctx != p->slot->ctx || mr->pd != p->slot->pd ||
 		    !(mr->access & IBV_ACCESS_LOCAL_WRITE) ||
-		    s->addr < mr->addr ||
-		    s->addr + n > mr->addr + mr->length)
+		    s->addr < mr->addr || s->addr - mr->addr > mr->length ||
+		    n > mr->length - (s->addr - mr->addr))
 			return -EACCES;
 		uib_target_add(t, p, mr, s->addr, n);
 		len -= n;
@@ -158,7 +180,7 @@ static void responder_to_err(struct uib_peer *p, bool access)
 	uint32_t old = atomic_exchange_explicit(&p->slot->qp_state, IBV_QPS_ERR,
 						memory_order_acq_rel);
 
-	atomic_fetch_or_explicit(&p->rcq->error, UIB_Q_ATTENTION,
+	atomic_fetch_or_explicit(&p->rcq.hdr->error, UIB_Q_ATTENTION,
 				 memory_order_release);
 	if (old == IBV_QPS_ERR)
 		return;
@@ -174,7 +196,7 @@ static void responder_to_err(struct uib_peer *p, bool access)
  * fall below it. */
 static void srq_check_limit(struct uib_peer *p)
 {
-	struct uib_qhdr *q = p->rq;
+	struct uib_qhdr *q = p->rq.hdr;
 	uint32_t limit = atomic_load_explicit(&q->srq_limit,
 					      memory_order_relaxed);
 
@@ -230,7 +252,7 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 	size_t total = x->len;
 	int ret, i;
 
-	if (uib_rq_claim(p->rq, &rw.w))
+	if (uib_rq_claim(&p->rq, &rw.w))
 		return type == IBV_QPT_RC ? X_RNR : X_DONE;
 	if (p->slot->srq_fd >= 0)
 		srq_check_limit(p);
@@ -261,19 +283,16 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 		}
 	}
 
-	if (uib_cq_reserve(p->rcq, &slot)) {
+	if (uib_cq_reserve(&p->rcq, &slot)) {
 		/* IBA 11.4.2.1: CQ overrun is an error of the CQ. */
-		if (!(atomic_fetch_or(&p->rcq->error, UIB_Q_OVERRUN) &
-		      UIB_Q_OVERRUN))
-			uib_ctx_notify(&p->dev->st, p->slot->ctx,
-				       IBV_EVENT_CQ_ERR, p->rcq->user_handle);
+		uib_cq_overrun(&p->dev->st, p->slot->ctx, &p->rcq);
 		if (type == IBV_QPT_RC) {
 			responder_to_err(p, false);
 			*rst = IBV_WC_REM_OP_ERR;
 		}
 		return X_DONE;
 	}
-	cqe = uib_qentry(p->rcq, slot);
+	cqe = uib_qentry(&p->rcq, slot);
 	memset(cqe, 0, offsetof(struct uib_cqe, seq));
 	cqe->wr_id = rw.w.wr_id;
 	cqe->status = status;
@@ -302,12 +321,13 @@ static enum xres deliver(struct uib_qp *qp, struct uib_peer *p,
 		for (i = 0; i < t.n; i++) {
 			cqe->frag[i].addr = (uintptr_t)t.iov[i].iov_base;
 			cqe->frag[i].len = t.iov[i].iov_len;
+			cqe->frag[i].lkey = t.lkey[i];
 		}
 		cqe->nfrag = t.n;
 		cqe->flags |= UIB_CQE_F_INLINE;
 	}
 	uib_cq_publish(cqe, slot);
-	uib_cq_notify(p->rcq, status != IBV_WC_SUCCESS ||
+	uib_cq_notify(&p->rcq, status != IBV_WC_SUCCESS ||
 				      (w->send_flags & IBV_SEND_SOLICITED));
 	return X_DONE;
 }
@@ -381,7 +401,8 @@ static enum xres atomic_op(struct uib_qp *qp, struct uib_peer *p,
 	struct uib_target t;
 	int ret;
 
-	if (x->len != 8) {
+	/* IBA 9.4.5: the local side of an atomic is one 8-byte buffer. */
+	if (x->len != 8 || x->n != 1) {
 		*st = IBV_WC_LOC_LEN_ERR;
 		return X_DONE;
 	}
@@ -468,7 +489,7 @@ static enum xres exec_ud(struct uib_qp *qp, struct uib_swqe *w, struct xfer *x,
 	/* IBA 10.2.4: a Q_Key with the high bit set means "use ours". */
 	qkey = (w->remote_qkey & 0x80000000u) ? qp->attr.qkey : w->remote_qkey;
 	if (p->slot->qp_type != IBV_QPT_UD || !responder_ready(p) ||
-	    p->slot->qkey != qkey)
+	    p->slot->qkey != qkey || !link_up(qp, p))
 		return X_DONE;
 
 	/* IBA 11.4.1.2: the responder's buffer starts with 40 bytes for
@@ -513,6 +534,7 @@ static enum xres exec_wqe(struct uib_qp *qp, struct uib_swqe *w, uint32_t *st)
 			return type == IBV_QPT_RC ? X_UNREACH : X_DONE;
 	}
 	if (!responder_ready(&qp->peer) || qp->peer.slot->qp_type != type ||
+	    !link_up(qp, &qp->peer) ||
 	    (type == IBV_QPT_RC && !peer_alive(qp, &qp->peer)))
 		return type == IBV_QPT_RC ? X_UNREACH : X_DONE;
 
@@ -530,7 +552,8 @@ static enum xres exec_wqe(struct uib_qp *qp, struct uib_swqe *w, uint32_t *st)
 	}
 }
 
-static void complete(struct uib_qp *qp, struct uib_swqe *w, uint32_t status)
+/* Writes the send completion if one is due; false if our CQ overran. */
+static bool complete(struct uib_qp *qp, struct uib_swqe *w, uint32_t status)
 {
 	struct uib_cqe cqe = {};
 	struct ibv_sge *sge = wqe_sges(w);
@@ -538,7 +561,7 @@ static void complete(struct uib_qp *qp, struct uib_swqe *w, uint32_t status)
 
 	if (status == IBV_WC_SUCCESS && !qp->sq_sig_all &&
 	    !(w->send_flags & IBV_SEND_SIGNALED))
-		return;
+		return true;
 	cqe.wr_id = w->wr_id;
 	cqe.status = status;
 	cqe.opcode = wc_opcode[w->opcode];
@@ -549,7 +572,7 @@ static void complete(struct uib_qp *qp, struct uib_swqe *w, uint32_t status)
 	else if (w->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
 		 w->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD)
 		cqe.byte_len = 8;
-	uib_cq_push(to_ucq(qp->vqp.qp.send_cq)->q.hdr, &cqe);
+	return !uib_cq_push(to_ucq(qp->vqp.qp.send_cq), &cqe);
 }
 
 static void *progress_main(void *arg)
@@ -673,7 +696,7 @@ void __uib_sq_flush(struct uib_qp *qp)
 		};
 
 		/* IBA 10.3.1: every WQE flushed gets a completion. */
-		uib_cq_push(to_ucq(qp->vqp.qp.send_cq)->q.hdr, &cqe);
+		uib_cq_push(to_ucq(qp->vqp.qp.send_cq), &cqe);
 		qp->sq_head++;
 	}
 	qp->wr_begin = qp->sq_tail;
@@ -697,6 +720,7 @@ void __uib_sq_progress(struct uib_qp *qp)
 		struct uib_swqe *w = uib_sq_wqe(qp, qp->sq_head);
 		uint32_t status;
 		enum xres r;
+		bool ok;
 
 		r = exec_wqe(qp, w, &status);
 		/* A dead responder sends no RNR NAKs: it is silent. */
@@ -716,9 +740,11 @@ void __uib_sq_progress(struct uib_qp *qp)
 					      IBV_WC_RETRY_EXC_ERR;
 		}
 		set_pending(qp, false);
-		complete(qp, w, status);
+		ok = complete(qp, w, status);
 		qp->sq_head++;
-		if (status != IBV_WC_SUCCESS) {
+		/* IBA 11.4.2.1: an overrun CQ is in error, and so is the QP
+		 * whose completion it lost. */
+		if (status != IBV_WC_SUCCESS || !ok) {
 			__uib_qp_to_err(qp);
 			return;
 		}
@@ -733,7 +759,8 @@ void uib_ctx_progress(struct uib_context *ctx)
 	if (pthread_mutex_trylock(&ctx->qp_lock))
 		return;
 	for (qp = ctx->qps; qp; qp = qp->next) {
-		if (!qp->pending || pthread_spin_trylock(&qp->sq_lock))
+		if (!atomic_load_explicit(&qp->pending, memory_order_relaxed) ||
+		    pthread_spin_trylock(&qp->sq_lock))
 			continue;
 		__uib_sq_progress(qp);
 		pthread_spin_unlock(&qp->sq_lock);

@@ -247,7 +247,9 @@ int uib_ctx_attach(struct uib_state *st, int async_fd)
 		return i;
 	}
 	uib_state_unlock(st);
-	return -EMFILE;
+	/* Out of a device resource, as the kernel reports it (not EMFILE,
+	 * which reads like the process's own fd limit). */
+	return -ENOMEM;
 }
 
 /* Caller holds st->lock.  Frees every slot of context ctx, then ctx. */
@@ -268,6 +270,9 @@ static void __uib_ctx_release(struct uib_state *st, int ctx)
 		    sh->qp[i].ctx == ctx)
 			atomic_store_explicit(&sh->qp[i].state, UIB_SLOT_FREE,
 					      memory_order_release);
+	for (i = 0; i < UIB_RES_NUM; i++)
+		atomic_fetch_sub(&sh->res_used[i],
+				 atomic_exchange(&sh->ctx[ctx].res[i], 0));
 	atomic_store_explicit(&sh->ctx[ctx].state, UIB_SLOT_FREE,
 			      memory_order_release);
 }
@@ -311,6 +316,28 @@ uint32_t uib_pd_alloc(struct uib_state *st)
 					       memory_order_relaxed);
 	while (pd == 0);
 	return pd;
+}
+
+int uib_res_get(struct uib_state *st, int ctx, enum uib_res r, uint32_t max)
+{
+	struct uib_dev_shared *sh = st->sh;
+
+	/* Device count first: a process killed in between leaks one unit
+	 * rather than making reclaim give back one it never took. */
+	if (atomic_fetch_add(&sh->res_used[r], 1) >= max) {
+		atomic_fetch_sub(&sh->res_used[r], 1);
+		return -ENOMEM;
+	}
+	atomic_fetch_add(&sh->ctx[ctx].res[r], 1);
+	return 0;
+}
+
+void uib_res_put(struct uib_state *st, int ctx, enum uib_res r)
+{
+	struct uib_dev_shared *sh = st->sh;
+
+	atomic_fetch_sub(&sh->ctx[ctx].res[r], 1);
+	atomic_fetch_sub(&sh->res_used[r], 1);
 }
 
 /*

@@ -27,7 +27,7 @@
 #include <sys/types.h>
 
 #define UIB_STATE_MAGIC 0x31424955u	/* "UIB1" */
-#define UIB_STATE_VERSION 1u
+#define UIB_STATE_VERSION 2u
 
 enum {
 	UIB_NAME_MAX = 32,		/* device name, NUL included */
@@ -67,11 +67,21 @@ struct uib_port_shared {
 	uint32_t reserved;
 };
 
+/* Device-wide limited objects that live only in a process (CQs, SRQs):
+ * counted per device and per context, so that a dead context's share is
+ * given back when it is reclaimed. */
+enum uib_res {
+	UIB_RES_CQ,
+	UIB_RES_SRQ,
+	UIB_RES_NUM
+};
+
 struct uib_ctx_slot {
 	_Atomic uint32_t state;
 	int32_t async_fd;		/* read end of its async event pipe */
 	struct uib_proc_id proc;
 	uint64_t async_ino;
+	_Atomic uint32_t res[UIB_RES_NUM];	/* enum uib_res it holds */
 };
 
 struct uib_mr_slot {
@@ -143,6 +153,8 @@ struct uib_dev_shared {
 	_Atomic uint32_t qp_hint;
 	uint32_t reserved2;
 	pthread_mutex_t atomic_lock;	/* makes remote atomics atomic device-wide */
+	_Atomic uint32_t res_used[UIB_RES_NUM];	/* enum uib_res, all contexts */
+	uint32_t reserved3;
 
 	struct uib_port_shared port[UIB_MAX_PORTS];
 	struct uib_ctx_slot ctx[UIB_MAX_CTX];
@@ -189,6 +201,11 @@ void uib_ctx_detach(struct uib_state *st, int ctx);
 int uib_state_reclaim(struct uib_state *st);
 
 uint32_t uib_pd_alloc(struct uib_state *st);
+
+/* Takes one resource r for context ctx, if fewer than max are in use on
+ * the device: 0 or -ENOMEM.  Lock-free. */
+int uib_res_get(struct uib_state *st, int ctx, enum uib_res r, uint32_t max);
+void uib_res_put(struct uib_state *st, int ctx, enum uib_res r);
 
 /* MRs: keys are (slot << 8) | generation, unique on the device. */
 int uib_mr_alloc(struct uib_state *st, const struct uib_mr_slot *tmpl,

@@ -52,6 +52,7 @@ enum {
 	UIB_MAX_MSG = 1u << 31,
 };
 #define UIB_MAX_MR_SIZE (1ull << 40)
+_Static_assert((int)UIB_MAX_SGE == (int)UIB_RING_MAX_SGE, "RQ rings hold UIB_MAX_SGE");
 
 struct uib_device {
 	struct verbs_device vdev;
@@ -124,8 +125,8 @@ struct uib_peer {
 	int32_t pid;
 	uint8_t port;
 	bool dead;			/* its process was found gone */
-	struct uib_qhdr *rq;		/* its RQ, or its SRQ */
-	struct uib_qhdr *rcq;
+	struct uib_ring rq;		/* its RQ, or its SRQ */
+	struct uib_ring rcq;
 	struct uib_segcache {		/* its MR segments we mapped last */
 		int32_t pid;
 		int32_t fd;
@@ -178,7 +179,9 @@ struct uib_qp {
 	uint32_t sq_tail;		/* next free */
 	uint32_t wr_begin;		/* ibv_wr_start(): first staged WQE */
 	int wr_err;			/* ibv_wr_*(): first error staged */
-	bool pending;			/* head WQE is waiting (RNR, retry) */
+	/* The head WQE is waiting (RNR, retry).  Written under sq_lock;
+	 * read without it by uib_ctx_progress() to skip idle QPs. */
+	atomic_bool pending;
 	uint64_t wait_since_ns;		/* when the head WQE started waiting */
 	uint64_t peer_checked_ns;	/* last check that the peer lives */
 
@@ -294,8 +297,14 @@ struct ibv_cq_ex *uib_create_cq_ex(struct ibv_context *context,
 int uib_destroy_cq(struct ibv_cq *cq);
 int uib_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc);
 int uib_req_notify_cq(struct ibv_cq *cq, int solicited_only);
-/* Writes a CQE into a CQ (ours or a peer's).  0 or -EAGAIN if full. */
-int uib_cq_push(struct uib_qhdr *cq, const struct uib_cqe *cqe);
+/* Writes a CQE into one of our CQs: 0, or -EAGAIN if it is full (the CQ
+ * is then in overrun: IBV_EVENT_CQ_ERR was raised) or -EIO if its
+ * header is corrupt. */
+int uib_cq_push(struct uib_cq *cq, const struct uib_cqe *cqe);
+/* Marks a CQ (ours or a peer's) overrun and raises IBV_EVENT_CQ_ERR in
+ * its owner's context ctx of device state st, once. */
+void uib_cq_overrun(const struct uib_state *st, int ctx,
+		    const struct uib_ring *cq);
 
 /* qp.c */
 struct ibv_qp *uib_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *attr);
@@ -325,7 +334,7 @@ int uib_rq_alloc(struct uib_qbuf *qb, enum uib_qkind kind, uint32_t max_wr,
 		 uint32_t max_sge);
 /* Claims the next receive WQE of a ring (any process); copies it to out.
  * Returns 0, or -ENOENT if none is posted. */
-int uib_rq_claim(struct uib_qhdr *rq, struct uib_rwqe *out);
+int uib_rq_claim(const struct uib_ring *rq, struct uib_rwqe *out);
 /* Completes every posted receive of qp's own RQ with FLUSH_ERR. */
 void uib_rq_flush(struct uib_qp *qp);
 
@@ -358,6 +367,7 @@ struct uib_target {
 	int n;
 	struct iovec iov[UIB_MAX_SGE];
 	intptr_t iov_remote_delta[UIB_MAX_SGE];	/* peer address - iov_base */
+	uint32_t lkey[UIB_MAX_SGE];		/* receive targets: their lkeys */
 	struct uib_mr_slot *held[UIB_MAX_SGE];	/* MRs held while we copy */
 	int nheld;
 };

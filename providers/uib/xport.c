@@ -118,6 +118,7 @@ int uib_peer_resolve(struct uib_peer *p, struct uib_devref *dev, uint8_t port,
 {
 	struct uib_qp_slot *s = uib_qp_lookup(&dev->st, qpn);
 	struct uib_peer n = {};
+	int ret;
 
 	if (!s)
 		return -ENOENT;
@@ -129,12 +130,18 @@ int uib_peer_resolve(struct uib_peer *p, struct uib_devref *dev, uint8_t port,
 					     memory_order_acquire);
 	n.pid = s->pid;
 	if (s->srq_fd >= 0)
-		n.rq = uib_qmap_get(s->pid, s->srq_fd, s->srq_uid);
+		ret = uib_qmap_get(s->pid, s->srq_fd, s->srq_uid, UIB_QK_SRQ,
+				   &n.rq);
 	else
-		n.rq = uib_qmap_get(s->pid, s->rq_fd, s->rq_uid);
-	n.rcq = uib_qmap_get(s->pid, s->rcq_fd, s->rcq_uid);
-	if (!n.rq || !n.rcq)
-		return -ENOENT;
+		ret = uib_qmap_get(s->pid, s->rq_fd, s->rq_uid, UIB_QK_RQ,
+				   &n.rq);
+	ret = ret ?: uib_qmap_get(s->pid, s->rcq_fd, s->rcq_uid, UIB_QK_CQ,
+				  &n.rcq);
+	if (ret == -EPROTO)
+		uib_dbg("QP %u of pid %d: its queues are not sound rings; "
+			"not sending to it", qpn, s->pid);
+	if (ret)
+		return ret;
 	*p = n;
 	return 0;
 }
