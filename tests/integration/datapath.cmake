@@ -5,7 +5,8 @@
 add_executable(uib_datacheck ${CMAKE_CURRENT_LIST_DIR}/datacheck.c)
 target_link_libraries(uib_datacheck PRIVATE PkgConfig::IBVERBS)
 
-add_executable(uib_verbs_errors ${CMAKE_CURRENT_LIST_DIR}/verbs_errors.c)
+add_executable(uib_verbs_errors ${CMAKE_CURRENT_LIST_DIR}/verbs_errors.c
+  ${CMAKE_CURRENT_LIST_DIR}/verbs_check.c ${CMAKE_CURRENT_LIST_DIR}/verbs_hardening.c)
 target_link_libraries(uib_verbs_errors PRIVATE PkgConfig::IBVERBS)
 
 set_target_properties(uib_datacheck uib_verbs_errors PROPERTIES

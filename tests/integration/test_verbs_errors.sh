@@ -2,7 +2,8 @@
 # Bad input and error completions (uib_verbs_errors) on a device of its own:
 # reg_mr/dealloc_pd/query_port/create_qp/modify_qp/post_* argument checks,
 # then remote and local access errors, length errors, RNR and retry
-# exhaustion, flushing, between two RC QPs of one process.
+# exhaustion, flushing, between two RC QPs of one process; then the
+# issue-7 hardening regressions (verbs_hardening.c), port down included.
 . "$(dirname "$0")/lib.sh"
 
 uib_require_root
@@ -15,7 +16,7 @@ uib_setup_rundir
 uib_add uibv0
 
 rc=0
-timeout 120 "$VE" -d uibv0 >"$UIB_RUN_DIR/verbs_errors.log" 2>&1 || rc=$?
+UIB_UIBCTL=$UIB_BUILD_DIR/providers/uib/uibctl timeout 120 "$VE" -d uibv0 >"$UIB_RUN_DIR/verbs_errors.log" 2>&1 || rc=$?
 cat "$UIB_RUN_DIR/verbs_errors.log"
 summary=$(tail -n 1 "$UIB_RUN_DIR/verbs_errors.log")
 if ! [[ $summary =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
