@@ -102,7 +102,8 @@ static size_t build_v6(uint8_t *pkt, const struct rss_vec *v, uint8_t nh,
 	pkt[7] = 64;
 	ck_assert(inet_pton(AF_INET6, v->src, pkt + 8) == 1);
 	ck_assert(inet_pton(AF_INET6, v->dst, pkt + 24) == 1);
-	memcpy(pkt + 40, ext, extlen);
+	if (extlen)
+		memcpy(pkt + 40, ext, extlen);
 	put16(pkt + 40 + extlen, v->sport);
 	put16(pkt + 40 + extlen + 2, v->dport);
 	return 40 + plen;
