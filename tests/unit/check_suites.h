@@ -8,5 +8,6 @@
 Suite *make_state_suite(void);
 Suite *make_devtree_suite(void);
 Suite *make_toeplitz_suite(void);
+Suite *make_ipoib_proto_suite(void);
 
 #endif /* UIB_CHECK_SUITES_H */
