@@ -7,5 +7,7 @@
 
 Suite *make_state_suite(void);
 Suite *make_devtree_suite(void);
+Suite *make_toeplitz_suite(void);
+Suite *make_ipoib_proto_suite(void);
 
 #endif /* UIB_CHECK_SUITES_H */
