@@ -7,5 +7,6 @@
 
 Suite *make_state_suite(void);
 Suite *make_devtree_suite(void);
+Suite *make_intf_suite(void);
 
 #endif /* UIB_CHECK_SUITES_H */
