@@ -17,6 +17,7 @@ int main(void)
 	sr = srunner_create(make_state_suite());
 	srunner_add_suite(sr, make_devtree_suite());
 	srunner_add_suite(sr, make_intf_suite());
+	srunner_add_suite(sr, make_config_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -8,5 +8,6 @@
 Suite *make_state_suite(void);
 Suite *make_devtree_suite(void);
 Suite *make_intf_suite(void);
+Suite *make_config_suite(void);
 
 #endif /* UIB_CHECK_SUITES_H */
