@@ -18,6 +18,8 @@ int main(void)
 	srunner_add_suite(sr, make_devtree_suite());
 	srunner_add_suite(sr, make_toeplitz_suite());
 	srunner_add_suite(sr, make_ipoib_proto_suite());
+	srunner_add_suite(sr, make_intf_suite());
+	srunner_add_suite(sr, make_config_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -9,5 +9,7 @@ Suite *make_state_suite(void);
 Suite *make_devtree_suite(void);
 Suite *make_toeplitz_suite(void);
 Suite *make_ipoib_proto_suite(void);
+Suite *make_intf_suite(void);
+Suite *make_config_suite(void);
 
 #endif /* UIB_CHECK_SUITES_H */
