@@ -6,9 +6,11 @@
  * Files: uib.c (registration, device and context setup), verbs.c (control
  * verbs: query, PD, MR, AH), qp.c (QP create/modify/query, the IBA state
  * machine, flush), srq.c (SRQ and receive posting), cq.c (CQ and polling),
- * send.c (send posting and its execution: the requester side of the data
- * path), xport.c (finding peers and moving bytes between processes),
- * queue.c (queue memory).
+ * send.c (send posting: ibv_post_send, ibv_wr_*), engine.c (executing,
+ * retrying and flushing send work: the requester side), responder.c (the
+ * receive side of every operation), engine.h (what those three share),
+ * xport.c (finding peers and moving bytes between processes), queue.c
+ * (queue memory).
  * Error convention: verbs return NULL + errno, or a positive errno;
  * internal helpers return 0 or -errno.
  */
