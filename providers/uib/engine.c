@@ -106,6 +106,25 @@ static enum xres exec_ud(struct uib_qp *qp, struct uib_swqe *w, struct xfer *x,
 		*st = IBV_WC_LOC_LEN_ERR;
 		return X_DONE;
 	}
+	/* IBA 11.4.1.2: the responder's buffer starts with 40 bytes for
+	 * a GRH, which holds one only when the sender used a global route
+	 * (IBV_WC_GRH); otherwise those bytes are zeroed. */
+	memmove(&x->iov[1], &x->iov[0], x->n * sizeof(x->iov[0]));
+	memset(grh, 0, sizeof(grh));
+	if (w->ah.is_global)
+		uib_build_grh(qp, &w->ah, x->len, grh);
+	x->iov[0].iov_base = grh;
+	x->iov[0].iov_len = UIB_GRH_LEN;
+	x->n++;
+	x->len += UIB_GRH_LEN;
+
+	if (!uib_port_active(&qp->ctx->st, qp->attr.port_num))
+		return X_DONE;	/* no link: lost */
+	/* IBA 10.5.2: QPN 0xFFFFFF addresses a multicast group. */
+	if (w->remote_qpn == UIB_MCAST_QPN) {
+		uib_mcast_send(qp, w, x, qp->qpn);
+		return X_DONE;
+	}
 	if (!uib_peer_valid(p) || p->qpn != w->remote_qpn ||
 	    (w->ah.is_global ?
 		     be64toh(w->ah.grh.dgid.global.interface_id) !=
@@ -122,18 +141,6 @@ static enum xres exec_ud(struct uib_qp *qp, struct uib_swqe *w, struct xfer *x,
 	if (p->slot->qp_type != IBV_QPT_UD || !uib_resp_ready(p) ||
 	    p->slot->qkey != qkey || !link_up(qp, p))
 		return X_DONE;
-
-	/* IBA 11.4.1.2: the responder's buffer starts with 40 bytes for
-	 * a GRH, which holds one only when the sender used a global route
-	 * (IBV_WC_GRH); otherwise those bytes are zeroed. */
-	memmove(&x->iov[1], &x->iov[0], x->n * sizeof(x->iov[0]));
-	memset(grh, 0, sizeof(grh));
-	if (w->ah.is_global)
-		uib_build_grh(qp, &w->ah, x->len, grh);
-	x->iov[0].iov_base = grh;
-	x->iov[0].iov_len = UIB_GRH_LEN;
-	x->n++;
-	x->len += UIB_GRH_LEN;
 	return uib_resp_send(qp, p, w, x, &w->ah, st);
 }
 

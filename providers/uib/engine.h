@@ -52,6 +52,11 @@ enum xres uib_resp_atomic(struct uib_qp *qp, struct uib_peer *p,
 void uib_build_grh(struct uib_qp *qp, const struct ibv_ah_attr *ah,
 		   size_t len, uint8_t *grh);
 
+/* mcast.c: sends a datagram to every member of its group (w->ah), as
+ * source QPN src_qpn. */
+void uib_mcast_send(struct uib_qp *qp, struct uib_swqe *w, struct xfer *x,
+		    uint32_t src_qpn);
+
 /* engine.c */
 bool uib_port_active(const struct uib_state *st, uint8_t port);
 

@@ -213,7 +213,9 @@ struct ibv_qp *uib_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *attr)
 
 enum {
 	UIB_QP_INIT_ATTR_SUPPORTED = IBV_QP_INIT_ATTR_PD |
-				     IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+				     IBV_QP_INIT_ATTR_SEND_OPS_FLAGS |
+				     IBV_QP_INIT_ATTR_CREATE_FLAGS,
+	UIB_QP_CREATE_SUPPORTED = IBV_QP_CREATE_BLOCK_SELF_MCAST_LB,
 	UIB_SEND_OPS_SUPPORTED =
 		IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM |
 		IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM |
@@ -238,10 +240,18 @@ struct ibv_qp *uib_create_qp_ex(struct ibv_context *context,
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
+	if (attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS &&
+	    attr->create_flags & ~(uint32_t)UIB_QP_CREATE_SUPPORTED) {
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
 	ibqp = create_qp(context, attr);
 	if (!ibqp)
 		return NULL;
 	qp = to_uqp(ibqp);
+	if (attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS)
+		qp->block_mcast_lb = attr->create_flags &
+				     IBV_QP_CREATE_BLOCK_SELF_MCAST_LB;
 	if (attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) {
 		qp->vqp.comp_mask |= 1 << 1;	/* VERBS_QP_EX */
 		uib_qp_init_wr_ops(qp);
@@ -547,6 +557,9 @@ int uib_destroy_qp(struct ibv_qp *ibqp)
 	struct uib_context *ctx = qp->ctx;
 	struct uib_qp **pp;
 
+	/* ibv_destroy_qp(3): EBUSY while still attached to a group. */
+	if (atomic_load(&qp->nmcast))
+		return EBUSY;
 	pthread_mutex_lock(&ctx->qp_lock);
 	for (pp = &ctx->qps; *pp; pp = &(*pp)->next)
 		if (*pp == qp) {

@@ -270,6 +270,13 @@ static void __uib_ctx_release(struct uib_state *st, int ctx)
 		    sh->qp[i].ctx == ctx)
 			atomic_store_explicit(&sh->qp[i].state, UIB_SLOT_FREE,
 					      memory_order_release);
+	for (i = 0; i < UIB_MAX_MCAST_ATTACH; i++)
+		if (atomic_load_explicit(&sh->mcast[i].state,
+					 memory_order_relaxed) != UIB_SLOT_FREE &&
+		    sh->mcast[i].ctx == ctx)
+			atomic_store_explicit(&sh->mcast[i].state,
+					      UIB_SLOT_FREE,
+					      memory_order_release);
 	for (i = 0; i < UIB_RES_NUM; i++)
 		atomic_fetch_sub(&sh->res_used[i],
 				 atomic_exchange(&sh->ctx[ctx].res[i], 0));
@@ -619,4 +626,94 @@ int uib_ctx_notify(const struct uib_state *st, int ctx, uint32_t type,
 	n = write(fd, &ev, sizeof(ev));
 	close(fd);
 	return n == sizeof(ev) ? 0 : -EAGAIN;
+}
+
+static bool mcast_live(const struct uib_mcast_slot *m)
+{
+	return atomic_load_explicit(&m->state, memory_order_relaxed) ==
+	       UIB_SLOT_LIVE;
+}
+
+int uib_mcast_add(struct uib_state *st, const struct uib_mcast_slot *tmpl,
+		  unsigned int max_groups, unsigned int max_per_group)
+{
+	struct uib_dev_shared *sh = st->sh;
+	unsigned int i, hw, groups = 0, members = 0;
+	int free_idx = -1, ret;
+
+	ret = uib_state_lock(st);
+	if (ret)
+		return ret;
+	hw = atomic_load_explicit(&sh->mcast_hw, memory_order_relaxed);
+	if (hw > UIB_MAX_MCAST_ATTACH)
+		hw = UIB_MAX_MCAST_ATTACH;
+	for (i = 0; i < hw; i++) {
+		const struct uib_mcast_slot *m = &sh->mcast[i];
+		unsigned int j;
+
+		if (!mcast_live(m)) {
+			if (free_idx < 0)
+				free_idx = i;
+			continue;
+		}
+		if (memcmp(m->gid, tmpl->gid, 16)) {
+			/* Count each other group once: at its first slot. */
+			for (j = 0; j < i; j++)
+				if (mcast_live(&sh->mcast[j]) &&
+				    !memcmp(sh->mcast[j].gid, m->gid, 16))
+					break;
+			groups += j == i;
+			continue;
+		}
+		if (m->qpn == tmpl->qpn) {
+			uib_state_unlock(st);
+			return -EEXIST;
+		}
+		members++;
+	}
+	if (free_idx < 0 && hw < UIB_MAX_MCAST_ATTACH)
+		free_idx = hw;
+	if (free_idx < 0 || members >= max_per_group ||
+	    (!members && groups >= max_groups)) {
+		uib_state_unlock(st);
+		return -ENOMEM;
+	}
+	sh->mcast[free_idx].ctx = tmpl->ctx;
+	sh->mcast[free_idx].lid = tmpl->lid;
+	sh->mcast[free_idx].qpn = tmpl->qpn;
+	sh->mcast[free_idx].incarnation = tmpl->incarnation;
+	memcpy(sh->mcast[free_idx].gid, tmpl->gid, 16);
+	/* Release: senders that see LIVE see the whole slot. */
+	atomic_store_explicit(&sh->mcast[free_idx].state, UIB_SLOT_LIVE,
+			      memory_order_release);
+	if ((unsigned int)free_idx >= hw)
+		atomic_store_explicit(&sh->mcast_hw, free_idx + 1,
+				      memory_order_release);
+	uib_state_unlock(st);
+	return 0;
+}
+
+int uib_mcast_del(struct uib_state *st, uint32_t qpn, const uint8_t *gid)
+{
+	struct uib_dev_shared *sh = st->sh;
+	unsigned int i, hw;
+	int ret;
+
+	ret = uib_state_lock(st);
+	if (ret)
+		return ret;
+	hw = atomic_load_explicit(&sh->mcast_hw, memory_order_relaxed);
+	ret = -ENOENT;
+	for (i = 0; i < hw && i < UIB_MAX_MCAST_ATTACH; i++) {
+		struct uib_mcast_slot *m = &sh->mcast[i];
+
+		if (mcast_live(m) && m->qpn == qpn && !memcmp(m->gid, gid, 16)) {
+			atomic_store_explicit(&m->state, UIB_SLOT_FREE,
+					      memory_order_release);
+			ret = 0;
+			break;
+		}
+	}
+	uib_state_unlock(st);
+	return ret;
 }

@@ -39,6 +39,7 @@ enum {
 	UIB_MAX_MR = 16384,
 	UIB_MAX_QP = 4096,
 	UIB_MAX_LID = 0xbfff,		/* top of the unicast LID range */
+	UIB_MAX_MCAST_ATTACH = 4096,	/* QP attachments, all groups */
 };
 
 /* QPN = slot index + UIB_QPN_BASE; QPNs 0 and 1 are the SMI and GSI. */
@@ -134,6 +135,22 @@ struct uib_qp_slot {
 	uint64_t user_qp;		/* the owner's struct ibv_qp *, for events */
 };
 
+/*
+ * One attachment of a UD QP to a multicast group (ibv_attach_mcast).  There
+ * is no subnet administrator: a sender finds members by the MGID of its
+ * GRH (or, without a GRH, by the MLID given at attach time).  A slot whose
+ * QP slot no longer has that incarnation is stale and ignored; a dead
+ * context's slots are freed by reclaim.
+ */
+struct uib_mcast_slot {
+	_Atomic uint32_t state;
+	uint16_t ctx;
+	uint16_t lid;
+	uint32_t qpn;
+	uint32_t incarnation;		/* of the QP's slot at attach time */
+	uint8_t gid[16];
+};
+
 struct uib_dev_shared {
 	uint32_t magic;
 	uint32_t version;
@@ -160,6 +177,9 @@ struct uib_dev_shared {
 	struct uib_ctx_slot ctx[UIB_MAX_CTX];
 	struct uib_mr_slot mr[UIB_MAX_MR];
 	struct uib_qp_slot qp[UIB_MAX_QP];
+	_Atomic uint32_t mcast_hw;	/* slots at or above are all free */
+	uint32_t reserved4;
+	struct uib_mcast_slot mcast[UIB_MAX_MCAST_ATTACH];
 };
 
 /* What uibctl add asks for. */
@@ -226,6 +246,12 @@ int uib_qpn_alloc(struct uib_state *st, const struct uib_qp_slot *tmpl,
 int uib_qpn_free(struct uib_state *st, uint32_t qpn);
 /* Lock-free lookup for the data path: the live slot of qpn, or NULL. */
 struct uib_qp_slot *uib_qp_lookup(const struct uib_state *st, uint32_t qpn);
+
+/* Multicast attachments (under st->lock): 0, -EEXIST (already attached:
+ * nothing changed), -ENOENT (detach: not attached), -ENOMEM (a limit). */
+int uib_mcast_add(struct uib_state *st, const struct uib_mcast_slot *m,
+		  unsigned int max_groups, unsigned int max_per_group);
+int uib_mcast_del(struct uib_state *st, uint32_t qpn, const uint8_t *gid);
 
 struct uib_state_usage {
 	unsigned int contexts, dead_contexts, mrs, qps;

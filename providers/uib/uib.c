@@ -30,6 +30,7 @@ static void uib_free_context(struct ibv_context *ibctx);
 
 static const struct verbs_context_ops uib_ctx_ops = {
 	.alloc_pd = uib_alloc_pd,
+	.attach_mcast = uib_attach_mcast,
 	.create_ah = uib_create_ah,
 	.create_cq = uib_create_cq,
 	.create_cq_ex = uib_create_cq_ex,
@@ -42,6 +43,7 @@ static const struct verbs_context_ops uib_ctx_ops = {
 	.destroy_cq = uib_destroy_cq,
 	.destroy_qp = uib_destroy_qp,
 	.destroy_srq = uib_destroy_srq,
+	.detach_mcast = uib_detach_mcast,
 	.free_context = uib_free_context,
 	.modify_qp = uib_modify_qp,
 	.modify_srq = uib_modify_srq,

@@ -54,6 +54,7 @@ enum {
 	UIB_MAX_MSG = 1u << 31,
 };
 #define UIB_MAX_MR_SIZE (1ull << 40)
+#define UIB_MCAST_QPN 0xffffffu		/* IBA 10.5.2: multicast QPN */
 _Static_assert((int)UIB_MAX_SGE == (int)UIB_RING_MAX_SGE, "RQ rings hold UIB_MAX_SGE");
 
 struct uib_device {
@@ -168,7 +169,9 @@ struct uib_qp {
 	struct ibv_qp_attr attr;	/* as modified, for query_qp */
 	struct ibv_qp_cap cap;
 	bool sq_sig_all;
-	bool flushed;			/* queues flushed since entering ERR */
+	bool flushed;
+	bool block_mcast_lb;		/* IBV_QP_CREATE_BLOCK_SELF_MCAST_LB */
+	atomic_int nmcast;		/* multicast groups attached */			/* queues flushed since entering ERR */
 
 	struct uib_qbuf rq;		/* unused with an SRQ */
 	pthread_spinlock_t rq_lock;
@@ -322,6 +325,12 @@ void __uib_qp_to_err(struct uib_qp *qp);
 void uib_ctx_check_errors(struct uib_context *ctx);
 uint32_t uib_qp_state(const struct uib_qp *qp);
 
+/* mcast.c */
+int uib_attach_mcast(struct ibv_qp *qp, const union ibv_gid *gid,
+		     uint16_t lid);
+int uib_detach_mcast(struct ibv_qp *qp, const union ibv_gid *gid,
+		     uint16_t lid);
+
 /* srq.c */
 struct ibv_srq *uib_create_srq(struct ibv_pd *pd,
 			       struct ibv_srq_init_attr *attr);
@@ -356,6 +365,10 @@ void __uib_sq_flush(struct uib_qp *qp);
 struct uib_devref *uib_subnet_find(struct uib_context *ctx,
 				   const struct ibv_ah_attr *ah,
 				   uint8_t *port);
+/* The subnet's devices, for walking with ->next (entries are never freed
+ * and the list only grows at its head); a device that is not ready must
+ * be skipped. */
+struct uib_devref *uib_subnet_first(struct uib_context *ctx);
 int uib_peer_resolve(struct uib_peer *p, struct uib_devref *dev,
 		     uint8_t port, uint32_t qpn);
 bool uib_peer_valid(const struct uib_peer *p);

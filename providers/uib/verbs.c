@@ -53,8 +53,7 @@ int uib_query_device_ex(struct ibv_context *context,
 	o->atomic_cap = IBV_ATOMIC_HCA;
 	o->max_mcast_grp = UIB_MAX_MCAST_GRP;
 	o->max_mcast_qp_attach = UIB_MAX_MCAST_QP_ATTACH;
-	o->max_total_mcast_qp_attach =
-		UIB_MAX_MCAST_GRP * UIB_MAX_MCAST_QP_ATTACH;
+	o->max_total_mcast_qp_attach = UIB_MAX_MCAST_ATTACH;
 	o->max_ah = UIB_MAX_AH;
 	o->max_srq = UIB_MAX_SRQ;
 	o->max_srq_wr = UIB_MAX_SRQ_WR;

@@ -113,6 +113,23 @@ struct uib_devref *uib_subnet_find(struct uib_context *ctx,
 	return NULL;
 }
 
+struct uib_devref *uib_subnet_first(struct uib_context *ctx)
+{
+	static uint64_t scanned_ns;
+	struct uib_devref *head;
+	uint64_t now = uib_now_ns();
+
+	pthread_mutex_lock(&subnet_lock);
+	/* New devices appear rarely: look for them at most every 100 ms. */
+	if (now - scanned_ns > 100000000ull) {
+		__subnet_scan(ctx->run_dir);
+		scanned_ns = now;
+	}
+	head = subnet;
+	pthread_mutex_unlock(&subnet_lock);
+	return head;
+}
+
 int uib_peer_resolve(struct uib_peer *p, struct uib_devref *dev, uint8_t port,
 		     uint32_t qpn)
 {
