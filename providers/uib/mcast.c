@@ -80,7 +80,8 @@ static void member_send(struct uib_qp *qp, struct uib_devref *dev,
 	if (!s || atomic_load_explicit(&s->incarnation, memory_order_acquire) !=
 			  m->incarnation)
 		return;		/* stale: the QP is gone */
-	if (qp->block_mcast_lb && dev->st.sh == qp->ctx->st.sh &&
+	if (qp->block_mcast_lb &&
+	    dev->st.sh->node_guid == qp->ctx->st.sh->node_guid &&
 	    m->qpn == src_qpn)
 		return;
 	if (uib_peer_resolve(&p, dev, s->port, m->qpn))

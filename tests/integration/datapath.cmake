@@ -16,3 +16,8 @@ add_executable(uib_fork_check fork_check.c)
 target_link_libraries(uib_fork_check PRIVATE PkgConfig::IBVERBS)
 set_target_properties(uib_fork_check PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+
+add_executable(uib_ud_check ud_check.c)
+target_link_libraries(uib_ud_check PRIVATE PkgConfig::IBVERBS)
+set_target_properties(uib_ud_check PROPERTIES
+  RUNTIME_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
