@@ -38,6 +38,7 @@ static const uint8_t wc_opcode[] = {
 	[IBV_WR_RDMA_READ] = IBV_WC_RDMA_READ,
 	[IBV_WR_ATOMIC_CMP_AND_SWP] = IBV_WC_COMP_SWAP,
 	[IBV_WR_ATOMIC_FETCH_AND_ADD] = IBV_WC_FETCH_ADD,
+	[IBV_WR_TSO] = IBV_WC_TSO,
 };
 
 
@@ -94,8 +95,9 @@ static bool link_up(const struct uib_qp *qp, const struct uib_peer *p)
 	       uib_port_active(&p->dev->st, p->port);
 }
 
-static enum xres exec_ud(struct uib_qp *qp, struct uib_swqe *w, struct xfer *x,
-			 uint32_t *st)
+/* One datagram, x its payload: GRH first, then to its group or QP. */
+static enum xres ud_send_one(struct uib_qp *qp, struct uib_swqe *w,
+			     struct xfer *x, uint32_t *st)
 {
 	struct uib_peer *p = &qp->ud_peer;
 	uint8_t grh[UIB_GRH_LEN];
@@ -122,7 +124,7 @@ static enum xres exec_ud(struct uib_qp *qp, struct uib_swqe *w, struct xfer *x,
 		return X_DONE;	/* no link: lost */
 	/* IBA 10.5.2: QPN 0xFFFFFF addresses a multicast group. */
 	if (w->remote_qpn == UIB_MCAST_QPN) {
-		uib_mcast_send(qp, w, x, qp->qpn);
+		uib_mcast_send(qp, w, x, qp->src_qpn);
 		return X_DONE;
 	}
 	if (!uib_peer_valid(p) || p->qpn != w->remote_qpn ||
@@ -142,6 +144,59 @@ static enum xres exec_ud(struct uib_qp *qp, struct uib_swqe *w, struct xfer *x,
 	    p->slot->qkey != qkey || !link_up(qp, p))
 		return X_DONE;
 	return uib_resp_send(qp, p, w, x, &w->ah, st);
+}
+
+/* Bytes [off, off + len) of src as a scatter list in dst (room for max);
+ * returns the number of pieces. */
+static int iov_slice(const struct iovec *src, int n, size_t off, size_t len,
+		     struct iovec *dst, int max)
+{
+	int i, k = 0;
+
+	for (i = 0; i < n && len && k < max; i++) {
+		size_t l = src[i].iov_len;
+
+		if (off >= l) {
+			off -= l;
+			continue;
+		}
+		dst[k].iov_base = (char *)src[i].iov_base + off;
+		dst[k].iov_len = l - off < len ? l - off : len;
+		len -= dst[k].iov_len;
+		off = 0;
+		k++;
+	}
+	return k;
+}
+
+/*
+ * UD: one datagram, or for IBV_WR_TSO one per mss bytes of payload, each
+ * the WQE's header followed by its slice, as an HCA with UD LSO sends
+ * them (IP lengths and checksums stay the sender's business).  Each claims
+ * a receive WQE of its own.
+ */
+static enum xres exec_ud(struct uib_qp *qp, struct uib_swqe *w, struct xfer *x,
+			 uint32_t *st)
+{
+	size_t off = 0;
+
+	if (w->opcode != IBV_WR_TSO)
+		return ud_send_one(qp, w, x, st);
+	do {
+		size_t n = x->len - off < w->tso_mss ? x->len - off : w->tso_mss;
+		struct xfer seg;
+
+		seg.iov[0].iov_base = uib_tso_header(w);
+		seg.iov[0].iov_len = w->tso_hdr_len;
+		seg.n = 1 + iov_slice(x->iov, x->n, off, n, &seg.iov[1],
+				      UIB_MAX_SGE);
+		seg.len = w->tso_hdr_len + n;
+		ud_send_one(qp, w, &seg, st);
+		if (*st)
+			return X_DONE;
+		off += n;
+	} while (off < x->len);
+	return X_DONE;
 }
 
 static bool peer_alive(struct uib_qp *qp, struct uib_peer *p);

@@ -27,7 +27,7 @@ enum xres {
 
 /* The local side of a WQE, checked against our MRs. */
 struct xfer {
-	struct iovec iov[UIB_MAX_SGE + 1];	/* +1: a UD GRH */
+	struct iovec iov[UIB_MAX_SGE + 2];	/* +2: a UD GRH, a TSO header */
 	int n;
 	size_t len;
 };
@@ -35,6 +35,12 @@ struct xfer {
 static inline struct ibv_sge *wqe_sges(struct uib_swqe *w)
 {
 	return (struct ibv_sge *)w->payload;
+}
+
+/* IBV_WR_TSO: the header, after the WQE's SGEs. */
+static inline uint8_t *uib_tso_header(struct uib_swqe *w)
+{
+	return w->payload + w->num_sge * sizeof(struct ibv_sge);
 }
 
 /* responder.c: receive-side semantics, applied to peer p on behalf of

@@ -113,6 +113,20 @@ static struct ibv_qp *create_qp(struct ibv_context *context,
 	payload = attr->cap.max_send_sge * sizeof(struct ibv_sge);
 	if (payload < attr->cap.max_inline_data)
 		payload = attr->cap.max_inline_data;
+	/* A TSO WQE keeps its header after its SGEs. */
+	if (attr->comp_mask & IBV_QP_INIT_ATTR_MAX_TSO_HEADER) {
+		if (attr->qp_type != IBV_QPT_UD ||
+		    attr->max_tso_header > UIB_MAX_TSO_HEADER) {
+			ret = EINVAL;
+			goto err_free;
+		}
+		qp->max_tso_header = attr->max_tso_header;
+		if (payload < attr->cap.max_send_sge * sizeof(struct ibv_sge) +
+				      attr->max_tso_header)
+			payload = attr->cap.max_send_sge *
+					  sizeof(struct ibv_sge) +
+				  attr->max_tso_header;
+	}
 	qp->sq_stride = (sizeof(struct uib_swqe) + payload + 15) & ~15u;
 	qp->sq_mask = sq_entries - 1;
 	qp->sq = calloc(sq_entries, qp->sq_stride);
@@ -158,6 +172,7 @@ static struct ibv_qp *create_qp(struct ibv_context *context,
 	if (ret)
 		goto err_rq;
 	qp->slot = uib_qp_lookup(&ctx->st, qp->qpn);
+	qp->src_qpn = qp->qpn;
 
 	ibqp->context = context;
 	ibqp->qp_context = attr->qp_context;
@@ -214,14 +229,35 @@ struct ibv_qp *uib_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *attr)
 enum {
 	UIB_QP_INIT_ATTR_SUPPORTED = IBV_QP_INIT_ATTR_PD |
 				     IBV_QP_INIT_ATTR_SEND_OPS_FLAGS |
-				     IBV_QP_INIT_ATTR_CREATE_FLAGS,
-	UIB_QP_CREATE_SUPPORTED = IBV_QP_CREATE_BLOCK_SELF_MCAST_LB,
+				     IBV_QP_INIT_ATTR_CREATE_FLAGS |
+				     IBV_QP_INIT_ATTR_MAX_TSO_HEADER,
+	UIB_QP_CREATE_SUPPORTED = IBV_QP_CREATE_BLOCK_SELF_MCAST_LB |
+				  IBV_QP_CREATE_SOURCE_QPN,
 	UIB_SEND_OPS_SUPPORTED =
 		IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM |
 		IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM |
 		IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
-		IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD,
+		IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_TSO,
 };
+
+/*
+ * IBV_QP_CREATE_SOURCE_QPN (TSS): a UD QP that sends as another UD QP of
+ * the same device.  Only the process that owns that QP may (the kernel asks
+ * for CAP_NET_RAW; our boundary is the owning process): EPERM otherwise,
+ * EINVAL for a QP that is not UD or does not exist.
+ */
+static int check_source_qpn(struct ibv_context *context,
+			    const struct ibv_qp_init_attr_ex *attr)
+{
+	struct uib_context *ctx = to_uctx(context);
+	struct uib_qp_slot *s = uib_qp_lookup(&ctx->st, attr->source_qpn);
+
+	if (attr->qp_type != IBV_QPT_UD || !s || s->qp_type != IBV_QPT_UD)
+		return EINVAL;
+	if (s->pid != getpid())
+		return EPERM;
+	return 0;
+}
 
 struct ibv_qp *uib_create_qp_ex(struct ibv_context *context,
 				struct ibv_qp_init_attr_ex *attr)
@@ -245,13 +281,22 @@ struct ibv_qp *uib_create_qp_ex(struct ibv_context *context,
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
+	if (attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS &&
+	    attr->create_flags & IBV_QP_CREATE_SOURCE_QPN) {
+		errno = check_source_qpn(context, attr);
+		if (errno)
+			return NULL;
+	}
 	ibqp = create_qp(context, attr);
 	if (!ibqp)
 		return NULL;
 	qp = to_uqp(ibqp);
-	if (attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS)
+	if (attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) {
 		qp->block_mcast_lb = attr->create_flags &
 				     IBV_QP_CREATE_BLOCK_SELF_MCAST_LB;
+		if (attr->create_flags & IBV_QP_CREATE_SOURCE_QPN)
+			qp->src_qpn = attr->source_qpn;
+	}
 	if (attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) {
 		qp->vqp.comp_mask |= 1 << 1;	/* VERBS_QP_EX */
 		uib_qp_init_wr_ops(qp);

@@ -197,7 +197,7 @@ enum xres uib_resp_send(struct uib_qp *qp, struct uib_peer *p,
 	cqe->wr_id = rw.w.wr_id;
 	cqe->status = status;
 	cqe->qp_num = p->qpn;
-	cqe->src_qp = qp->qpn;
+	cqe->src_qp = qp->src_qpn;	/* TSS: the parent */
 	cqe->slid = qp->ctx->st.sh->port[(qp->attr.port_num ?: 1) - 1].lid;
 	cqe->sl = ah ? ah->sl : qp->attr.ah_attr.sl;
 	cqe->opcode = write_imm ? IBV_WC_RECV_RDMA_WITH_IMM : IBV_WC_RECV;

@@ -23,6 +23,8 @@ static bool opcode_ok(enum ibv_qp_type type, uint32_t op)
 	case IBV_WR_ATOMIC_CMP_AND_SWP:
 	case IBV_WR_ATOMIC_FETCH_AND_ADD:
 		return type == IBV_QPT_RC;
+	case IBV_WR_TSO:
+		return type == IBV_QPT_UD;
 	default:
 		return false;
 	}
@@ -32,6 +34,35 @@ static bool may_inline(uint32_t op)
 {
 	return op == IBV_WR_SEND || op == IBV_WR_SEND_WITH_IMM ||
 	       op == IBV_WR_RDMA_WRITE || op == IBV_WR_RDMA_WRITE_WITH_IMM;
+}
+
+/*
+ * IBV_WR_TSO (UD LSO): one WQE of a header and up to max_tso payload bytes
+ * leaves as datagrams of the header plus mss payload bytes each, so every
+ * one must fit the MTU.  EINVAL for an mss of 0, a header larger than the
+ * QP's max_tso_header, or a payload larger than max_tso.
+ */
+static int tso_check(const struct uib_qp *qp, const struct ibv_sge *sg,
+		     int num_sge, uint32_t hdr_sz, uint32_t mss)
+{
+	uint64_t len = 0;
+	int i;
+
+	for (i = 0; i < num_sge; i++)
+		len += sg[i].length;
+	if (!qp->max_tso_header || !mss || hdr_sz > qp->max_tso_header ||
+	    hdr_sz + mss > UIB_MTU || len > UIB_MAX_TSO)
+		return EINVAL;
+	return 0;
+}
+
+static void tso_set_header(struct uib_swqe *w, const void *hdr,
+			   uint16_t hdr_sz, uint16_t mss)
+{
+	w->tso_hdr_len = hdr_sz;
+	w->tso_mss = mss;
+	if (hdr_sz)
+		memcpy(uib_tso_header(w), hdr, hdr_sz);
 }
 
 /* Takes the next free SQ slot; caller holds sq_lock. */
@@ -56,6 +87,10 @@ static int post_one(struct uib_qp *qp, struct ibv_send_wr *wr)
 	    (uint32_t)wr->num_sge > qp->cap.max_send_sge)
 		return EINVAL;
 	if (type == IBV_QPT_UD && !wr->wr.ud.ah)
+		return EINVAL;
+	if (wr->opcode == IBV_WR_TSO &&
+	    tso_check(qp, wr->sg_list, wr->num_sge, wr->tso.hdr_sz,
+		      wr->tso.mss))
 		return EINVAL;
 	w = sq_next(qp);
 	if (!w)
@@ -102,9 +137,12 @@ static int post_one(struct uib_qp *qp, struct ibv_send_wr *wr)
 	} else {
 		w->send_flags &= ~IBV_SEND_INLINE;
 		w->num_sge = wr->num_sge;
-		memcpy(wqe_sges(w), wr->sg_list,
-		       wr->num_sge * sizeof(struct ibv_sge));
+		if (wr->num_sge)
+			memcpy(wqe_sges(w), wr->sg_list,
+			       wr->num_sge * sizeof(struct ibv_sge));
 	}
+	if (wr->opcode == IBV_WR_TSO)
+		tso_set_header(w, wr->tso.hdr, wr->tso.hdr_sz, wr->tso.mss);
 	qp->sq_tail++;
 	return 0;
 }
@@ -197,6 +235,24 @@ static void wr_send_imm(struct ibv_qp_ex *x, __be32 imm)
 		w->imm_data = imm;
 }
 
+/* The header is kept now; the payload SGEs come with wr_set_sge*(),
+ * after which wr_complete() checks the sizes (tso_check()). */
+static void wr_send_tso(struct ibv_qp_ex *x, void *hdr, uint16_t hdr_sz,
+			uint16_t mss)
+{
+	struct uib_qp *qp = to_uqp_ex(x);
+	struct uib_swqe *w;
+
+	if (!qp->wr_err && (!qp->max_tso_header || !mss ||
+			    hdr_sz > qp->max_tso_header)) {
+		qp->wr_err = EINVAL;
+		return;
+	}
+	w = wr_new(x, IBV_WR_TSO);
+	if (w)
+		tso_set_header(w, hdr, hdr_sz, mss);
+}
+
 static void wr_rdma(struct ibv_qp_ex *x, uint32_t op, uint32_t rkey,
 		    uint64_t raddr, __be32 imm)
 {
@@ -258,12 +314,19 @@ static void wr_set_sge_list(struct ibv_qp_ex *x, size_t n,
 
 	if (!w)
 		return;
-	if (n > qp->cap.max_send_sge) {
+	if (n > qp->cap.max_send_sge ||
+	    (w->opcode == IBV_WR_TSO &&
+	     tso_check(qp, list, n, w->tso_hdr_len, w->tso_mss))) {
 		qp->wr_err = EINVAL;
 		return;
 	}
+	/* A TSO header sits after the SGEs: keep it where it is. */
+	if (w->opcode == IBV_WR_TSO && n != w->num_sge)
+		memmove((uint8_t *)wqe_sges(w) + n * sizeof(*list),
+			uib_tso_header(w), w->tso_hdr_len);
 	w->num_sge = n;
-	memcpy(wqe_sges(w), list, n * sizeof(*list));
+	if (n)
+		memcpy(wqe_sges(w), list, n * sizeof(*list));
 }
 
 static void wr_set_sge(struct ibv_qp_ex *x, uint32_t lkey, uint64_t addr,
@@ -357,6 +420,7 @@ void uib_qp_init_wr_ops(struct uib_qp *qp)
 	x->wr_abort = wr_abort;
 	x->wr_send = wr_send;
 	x->wr_send_imm = wr_send_imm;
+	x->wr_send_tso = wr_send_tso;
 	x->wr_rdma_write = wr_rdma_write;
 	x->wr_rdma_write_imm = wr_rdma_write_imm;
 	x->wr_rdma_read = wr_rdma_read;

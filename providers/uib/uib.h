@@ -49,6 +49,8 @@ enum {
 	UIB_MAX_AH = 65536,
 	UIB_MAX_PD = 1 << 24,
 	UIB_MAX_INLINE = 512,
+	UIB_MAX_TSO_HEADER = 256,	/* IBV_WR_TSO: header bytes per WQE */
+	UIB_MAX_TSO = 256 * 1024,	/* IBV_WR_TSO: payload bytes per WQE */
 	UIB_MTU = 4096,
 	UIB_GRH_LEN = 40,
 	UIB_MAX_MSG = 1u << 31,
@@ -156,7 +158,11 @@ struct uib_swqe {
 	uint32_t remote_qpn;
 	uint32_t remote_qkey;
 	struct ibv_ah_attr ah;
-	/* then num_sge struct ibv_sge, or inline_len bytes */
+	/* IBV_WR_TSO: header length and payload bytes per datagram */
+	uint16_t tso_hdr_len;
+	uint16_t tso_mss;
+	/* then num_sge struct ibv_sge, or inline_len bytes; for TSO, the
+	 * tso_hdr_len header bytes after the SGEs */
 	uint8_t payload[] __attribute__((aligned(16)));
 };
 
@@ -171,6 +177,8 @@ struct uib_qp {
 	bool sq_sig_all;
 	bool flushed;
 	bool block_mcast_lb;		/* IBV_QP_CREATE_BLOCK_SELF_MCAST_LB */
+	uint32_t src_qpn;		/* sends as (IBV_QP_CREATE_SOURCE_QPN) */
+	uint32_t max_tso_header;	/* IBV_WR_TSO allowed when non-zero */
 	atomic_int nmcast;		/* multicast groups attached */			/* queues flushed since entering ERR */
 
 	struct uib_qbuf rq;		/* unused with an SRQ */

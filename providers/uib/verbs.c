@@ -63,6 +63,9 @@ int uib_query_device_ex(struct ibv_context *context,
 	o->phys_port_cnt = sh->num_ports;
 
 	a.device_cap_flags_ex = o->device_cap_flags;
+	/* UD segmentation offload (IBV_WR_TSO), as an HCA with UD LSO. */
+	a.tso_caps.max_tso = UIB_MAX_TSO;
+	a.tso_caps.supported_qpts = 1u << IBV_QPT_UD;
 	a.phys_port_cnt_ex = sh->num_ports;
 
 	/* The caller's struct may be older (smaller) than ours. */

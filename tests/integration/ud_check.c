@@ -10,7 +10,9 @@
  * detached and a member with another Q_Key receive nothing; self-loopback
  * is blocked only with IBV_QP_CREATE_BLOCK_SELF_MCAST_LB; a killed
  * member's attachments are reclaimed; bad input gets the errno rdma-core
- * documents.  Absence is checked without timing: delivery happens inside
+ * documents.  TSS: a QP created with IBV_QP_CREATE_SOURCE_QPN is seen with
+ * its parent's QPN.  TSO: one IBV_WR_TSO of 64 KiB arrives as header +
+ * mss-byte datagrams, byte for byte (ibv_post_send and ibv_wr_send_tso).  Absence is checked without timing: delivery happens inside
  * the sender's post, so a unicast "end" datagram sent after the multicast
  * ones arrives after anything the member could have received.
  *
@@ -592,6 +594,261 @@ static void check_mcast_reclaim(void)
 	free(qps);
 }
 
+/* A QP created with IBV_QP_CREATE_SOURCE_QPN sends as its parent. */
+static void check_tss(unsigned int seed)
+{
+	struct node tx, rx;
+	struct ibv_qp_init_attr_ex ia;
+	struct ibv_qp *child, *bad;
+	struct ibv_ah *ah;
+	struct ibv_wc wc;
+	int p[2], hold[2], status, got = 0;
+	uint32_t other_qpn = 0;
+	pid_t pid;
+
+	if (node_init(&tx, QKEY, 0) || node_init(&rx, QKEY, 0) ||
+	    post_recvs(&rx, rx.qp)) {
+		failf("TSS", "expected two nodes");
+		return;
+	}
+	memset(&ia, 0, sizeof(ia));
+	ia.send_cq = tx.scq;
+	ia.recv_cq = tx.cq;
+	ia.cap.max_send_wr = 16;
+	ia.cap.max_send_sge = 1;
+	ia.qp_type = IBV_QPT_UD;
+	ia.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS;
+	ia.pd = tx.pd;
+	ia.create_flags = IBV_QP_CREATE_SOURCE_QPN;
+	ia.source_qpn = tx.qp->qp_num;
+	child = ibv_create_qp_ex(tx.ctx, &ia);
+	if (!child || ud_to_rts(child, QKEY)) {
+		failf("SOURCE_QPN send QP", "expected it to be created got %s",
+		      strerror(errno));
+		return;
+	}
+	ah = ucast_ah(&tx, rx.port.lid);
+	send_one(&tx, child, ah, rx.qp->qp_num, 0, seed, 'T');
+	while (ibv_poll_cq(rx.cq, 1, &wc) == 1)
+		if (wc.status == IBV_WC_SUCCESS && wc.src_qp == tx.qp->qp_num)
+			got++;
+	check("SOURCE_QPN QP is seen with the parent's QPN", got == 1,
+	      "expected 1 datagram from QPN %#x got %d", tx.qp->qp_num, got);
+
+	ia.qp_type = IBV_QPT_RC;
+	errno = 0;
+	bad = ibv_create_qp_ex(tx.ctx, &ia);
+	check("SOURCE_QPN on an RC QP is EINVAL", !bad && errno == EINVAL,
+	      "got %s", bad ? "a QP" : strerror(errno));
+	ia.qp_type = IBV_QPT_UD;
+	ia.source_qpn = 0xabcdef;
+	errno = 0;
+	bad = ibv_create_qp_ex(tx.ctx, &ia);
+	check("SOURCE_QPN of no QP is EINVAL", !bad && errno == EINVAL,
+	      "got %s", bad ? "a QP" : strerror(errno));
+	/* A QP of another process: not ours to send as.  The child keeps
+	 * it until we close 'hold'. */
+	if (pipe(p) || pipe(hold))
+		return;
+	pid = fork();
+	if (!pid) {
+		struct node o;
+		char c;
+
+		close(hold[1]);
+		if (node_init(&o, QKEY, 0))
+			_exit(3);
+		if (write(p[1], &o.qp->qp_num, 4) != 4 ||
+		    read(hold[0], &c, 1) < 0)
+			_exit(4);
+		_exit(0);
+	}
+	close(hold[0]);
+	if (read(p[0], &other_qpn, 4) != 4)
+		other_qpn = 0;
+	ia.source_qpn = other_qpn;
+	errno = 0;
+	bad = ibv_create_qp_ex(tx.ctx, &ia);
+	check("SOURCE_QPN of another process's QP is EPERM",
+	      !bad && errno == EPERM, "got %s", bad ? "a QP" : strerror(errno));
+	close(hold[1]);
+	close(p[1]);
+	close(p[0]);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+}
+
+#define TSO_HDR		54
+#define TSO_MSS		4000
+#define TSO_LEN		(64 * 1024)
+#define TSO_SEGS	((TSO_LEN + TSO_MSS - 1) / TSO_MSS)
+
+struct tso_node {
+	struct node n;
+	struct ibv_qp *qp;
+	uint8_t *big;
+	struct ibv_mr *bmr;
+	size_t blen;
+};
+
+static uint8_t tso_byte(unsigned int seed, size_t i)
+{
+	return (uint8_t)(seed + i * 13 + (i >> 8));
+}
+
+/* Receives TSO_SEGS datagrams and checks each: GRH, header, its slice. */
+static void tso_expect(const char *name, struct tso_node *r, unsigned int seed,
+		       const uint8_t *hdr)
+{
+	int i, bad = 0, got = 0;
+	size_t off = 0;
+
+	for (i = 0; i < TSO_SEGS; i++) {
+		struct ibv_wc wc;
+		size_t n = TSO_LEN - off < TSO_MSS ? TSO_LEN - off : TSO_MSS;
+		uint8_t *p;
+		size_t j;
+
+		if (ibv_poll_cq(r->n.cq, 1, &wc) != 1)
+			break;
+		got++;
+		p = r->big + wc.wr_id * (4096 + GRH) + GRH;
+		if (wc.status || wc.byte_len != GRH + TSO_HDR + n ||
+		    memcmp(p, hdr, TSO_HDR))
+			bad++;
+		for (j = 0; j < n; j++)
+			if (p[TSO_HDR + j] != tso_byte(seed, off + j)) {
+				bad++;
+				break;
+			}
+		off += n;
+	}
+	check(name, got == TSO_SEGS && !bad,
+	      "expected %d datagrams of header + slice got %d (%d bad)",
+	      TSO_SEGS, got, bad);
+}
+
+static int tso_node_init(struct tso_node *t, bool with_recvs)
+{
+	struct ibv_qp_init_attr_ex ia = {};
+	int i;
+
+	if (node_init(&t->n, QKEY, 0))
+		return -1;
+	t->blen = TSO_SEGS * 2 * (4096 + GRH) + TSO_LEN;
+	t->big = mmap(NULL, t->blen, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	t->bmr = ibv_reg_mr(t->n.pd, t->big, t->blen, IBV_ACCESS_LOCAL_WRITE);
+	ia.send_cq = t->n.scq;
+	ia.recv_cq = t->n.cq;
+	ia.cap.max_send_wr = 16;
+	ia.cap.max_recv_wr = 2 * TSO_SEGS;
+	ia.cap.max_send_sge = 2;
+	ia.cap.max_recv_sge = 1;
+	ia.qp_type = IBV_QPT_UD;
+	ia.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_MAX_TSO_HEADER |
+		       IBV_QP_INIT_ATTR_SEND_OPS_FLAGS;
+	ia.send_ops_flags = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_TSO;
+	ia.pd = t->n.pd;
+	ia.max_tso_header = 128;
+	t->qp = t->bmr ? ibv_create_qp_ex(t->n.ctx, &ia) : NULL;
+	if (!t->qp || ud_to_rts(t->qp, QKEY))
+		return -1;
+	for (i = 0; with_recvs && i < 2 * TSO_SEGS; i++) {
+		struct ibv_sge sge = {
+			.addr = (uintptr_t)t->big + i * (4096 + GRH),
+			.length = 4096 + GRH, .lkey = t->bmr->lkey };
+		struct ibv_recv_wr wr = { .wr_id = i, .sg_list = &sge,
+					  .num_sge = 1 }, *bad;
+
+		if (ibv_post_recv(t->qp, &wr, &bad))
+			return -1;
+	}
+	return 0;
+}
+
+static void check_tso(unsigned int seed)
+{
+	struct ibv_device_attr_ex dx;
+	struct tso_node tx, rx;
+	uint8_t hdr[TSO_HDR], *payload;
+	struct ibv_send_wr wr, *bad;
+	struct ibv_sge sge[2];
+	struct ibv_ah *ah;
+	struct ibv_wc wc;
+	struct ibv_qp_ex *qx;
+	size_t i;
+	int st;
+
+	if (tso_node_init(&tx, false) || tso_node_init(&rx, true)) {
+		failf("TSO", "expected TSO QPs got %s", strerror(errno));
+		return;
+	}
+	check("tso_caps: max_tso >= 64 KiB for UD",
+	      !ibv_query_device_ex(tx.n.ctx, NULL, &dx) &&
+		      dx.tso_caps.max_tso >= 65536 &&
+		      (dx.tso_caps.supported_qpts & (1u << IBV_QPT_UD)),
+	      "got max_tso %u qpts %#x", dx.tso_caps.max_tso,
+	      dx.tso_caps.supported_qpts);
+	for (i = 0; i < TSO_HDR; i++)
+		hdr[i] = (uint8_t)(0xa0 + i);
+	/* Payload in two SGEs, split off the mss grid. */
+	payload = tx.big + 2 * TSO_SEGS * (4096 + GRH);
+	for (i = 0; i < TSO_LEN; i++)
+		payload[i] = tso_byte(seed, i);
+	sge[0] = (struct ibv_sge){ (uintptr_t)payload, 10001, tx.bmr->lkey };
+	sge[1] = (struct ibv_sge){ (uintptr_t)payload + 10001, TSO_LEN - 10001,
+				   tx.bmr->lkey };
+	ah = ucast_ah(&tx.n, rx.n.port.lid);
+	memset(&wr, 0, sizeof(wr));
+	wr.wr_id = 0x7;
+	wr.sg_list = sge;
+	wr.num_sge = 2;
+	wr.opcode = IBV_WR_TSO;
+	wr.send_flags = IBV_SEND_SIGNALED;
+	wr.wr.ud.ah = ah;
+	wr.wr.ud.remote_qpn = rx.qp->qp_num;
+	wr.wr.ud.remote_qkey = QKEY;
+	wr.tso.hdr = hdr;
+	wr.tso.hdr_sz = TSO_HDR;
+	wr.tso.mss = TSO_MSS;
+	check("post of a 64 KiB TSO WQE", !ibv_post_send(tx.qp, &wr, &bad),
+	      "failed");
+	st = ibv_poll_cq(tx.n.scq, 1, &wc) == 1 ? (int)wc.status : -1;
+	check("TSO send completes with IBV_WC_TSO",
+	      st == IBV_WC_SUCCESS && wc.opcode == IBV_WC_TSO,
+	      "got status %d opcode %d", st, wc.opcode);
+	tso_expect("TSO WQE arrives as header + mss datagrams", &rx, seed, hdr);
+
+	/* The same through ibv_wr_send_tso. */
+	qx = ibv_qp_to_qp_ex(tx.qp);
+	ibv_wr_start(qx);
+	qx->wr_id = 0x8;
+	qx->wr_flags = IBV_SEND_SIGNALED;
+	ibv_wr_send_tso(qx, hdr, TSO_HDR, TSO_MSS);
+	ibv_wr_set_ud_addr(qx, ah, rx.qp->qp_num, QKEY);
+	ibv_wr_set_sge_list(qx, 2, sge);
+	check("ibv_wr_send_tso posts", !ibv_wr_complete(qx), "failed");
+	tso_expect("ibv_wr_send_tso arrives as header + mss datagrams", &rx,
+		   seed, hdr);
+
+	wr.tso.mss = 0;
+	check("TSO with mss 0 is EINVAL",
+	      ibv_post_send(tx.qp, &wr, &bad) == EINVAL, "got another");
+	wr.tso.mss = TSO_MSS;
+	wr.tso.hdr_sz = 129;
+	check("TSO header above max_tso_header is EINVAL",
+	      ibv_post_send(tx.qp, &wr, &bad) == EINVAL, "got another");
+	wr.tso.hdr_sz = TSO_HDR;
+	sge[1].length = dx.tso_caps.max_tso;
+	check("TSO payload above max_tso is EINVAL",
+	      ibv_post_send(tx.qp, &wr, &bad) == EINVAL, "got another");
+	sge[1].length = TSO_LEN - 10001;
+	wr.opcode = IBV_WR_TSO;
+	check("TSO on a QP without max_tso_header is EINVAL",
+	      ibv_post_send(tx.n.qp, &wr, &bad) == EINVAL, "got another");
+}
+
 int main(int argc, char **argv)
 {
 	unsigned int seed = 1;
@@ -615,6 +872,8 @@ int main(int argc, char **argv)
 	check_self_loopback(seed);
 	check_mcast_errors();
 	check_mcast_reclaim();
+	check_tss(seed);
+	check_tso(seed);
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail ? 1 : 0;
 }
