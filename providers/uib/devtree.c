@@ -765,6 +765,9 @@ int uib_state_diagnose(const char *path, char *why, size_t len)
 	ssize_t n;
 	int fd;
 
+	/* What callers show if uib_state_open() then refuses a header this
+	 * found valid: it changed in between. */
+	set_err(why, len, "header changed while being checked");
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
