@@ -148,6 +148,25 @@ pp ibv_rc_pingpong 18931 65536 50 -c
 pp ibv_ud_pingpong 18932 2048 50 -c
 uib_pass "A and B (group $G) run RC and UD pingpongs with data checks"
 
+# --- brokers: gone at close; a killed holder's socket is replaced
+socks() { find "$RUN/dev/trg0.ctx" -name '*.sock' | sort; }
+[ -z "$(socks)" ] || uib_fail "closed contexts left broker sockets: $(socks)"
+"$AS" "$A" ibv_rc_pingpong -d trg0 -p 18933 >/dev/null 2>&1 &
+kpid=$!
+uib_wait_listen 18933 || uib_fail "ibv_rc_pingpong as A did not start"
+stale=$(socks)
+[ -n "$stale" ] && [ "$(stat -c %U "$stale")" = "$A" ] &&
+	[ "$(stat -c '%a %G' "$stale")" = "660 $G" ] ||
+	uib_fail "A's context should have a 660 $G broker socket: '$stale'"
+kill -9 $kpid
+wait $kpid 2>/dev/null || true
+[ "$(socks)" = "$stale" ] || uib_fail "the killed process's socket should still be there"
+# B takes the slot (reclaiming the dead context) and replaces the socket;
+# its own close removes it.
+out=$("$AS" "$B" "$BIN/uib_trust_open" trg0 2>&1) || uib_fail "B cannot open trg0: $out"
+[ -z "$(socks)" ] || uib_fail "B should have replaced and then removed $stale: $(socks)"
+uib_pass "broker sockets go at close; a killed holder's socket is replaced"
+
 # --- the root-only device
 out=$(as "$A" "$BIN/uib_trust_open" trr0 2>&1) && uib_fail "A opened root-only trr0: $out"
 grep -q "Permission denied" <<<"$out" || uib_fail "A should get EACCES on trr0: $out"
