@@ -69,4 +69,6 @@ uib0 is up.  To point verbs programs in your shell at it:
 
 (from the top of the tree: eval "\$(build/providers/uib/uibctl env)").
 More devices: $UIBCTL add uib1 --ports 2; remove: $UIBCTL del uib0.
+Only root and group $(stat -c %G "${UIB_RUN_DIR:-/run/uib}/dev/uib0.state" 2>/dev/null || echo '?') may open uib0 (README "Trust model");
+for other users: $UIBCTL add uib1 --group GROUP (members of GROUP).
 MSG

@@ -17,12 +17,15 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
@@ -45,6 +48,34 @@ static void set_err(char *err, size_t len, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, len, fmt, ap);
 	va_end(ap);
+}
+
+void uib_dev_access_default(struct uib_dev_access *acc)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+
+	acc->uid = geteuid();
+	acc->gid = getegid();
+	acc->mode = 0660;
+	if (!getgrnam_r("uib", &gr, buf, sizeof(buf), &res) && res)
+		acc->gid = res->gr_gid;
+}
+
+/* A class of users gets rwx on a directory if it may write the device,
+ * r-x if it may only read it. */
+static mode_t dir_mode(mode_t mode)
+{
+	mode_t d = 0;
+	int shift;
+
+	for (shift = 0; shift <= 6; shift += 3) {
+		if (mode & (02 << shift))
+			d |= 07 << shift;
+		else if (mode & (04 << shift))
+			d |= 05 << shift;
+	}
+	return d;
 }
 
 int uib_rundir_init(struct uib_rundir *rd, const char *dir)
@@ -153,19 +184,29 @@ int uib_rundir_lock(struct uib_rundir *rd, char *err, size_t errlen)
 	if (!ret)
 		ret = write_file(path, "abi_version", "%d\n", UIB_ABI_VERSION);
 	if (ret) {
-		set_err(err, errlen, "cannot set up run directory %s: %s",
-			rd->root, strerror(-ret));
+		set_err(err, errlen, "cannot set up run directory %s: %s%s",
+			rd->root, strerror(-ret),
+			ret == -EACCES || ret == -EPERM ?
+				" (changing uib devices needs root, or the run directory's owner)" :
+				"");
 		return ret;
 	}
 
 	snprintf(path, sizeof(path), "%s/lock", rd->root);
-	rd->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* Owner only: whoever can open the lock can flock() it and stall
+	 * every uibctl (a read-only fd is enough for flock). */
+	rd->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+			   0600);
 	if (rd->lock_fd < 0) {
 		ret = -errno;
-		set_err(err, errlen, "cannot open %s: %s", path,
-			strerror(errno));
+		set_err(err, errlen, "cannot open %s: %s%s", path,
+			strerror(errno),
+			ret == -EACCES || ret == -EPERM ?
+				" (changing uib devices needs root, or the run directory's owner)" :
+				"");
 		return ret;
 	}
+	fchmod(rd->lock_fd, 0600);	/* a lock file of older versions */
 	/* flock: released by the kernel if we are killed. */
 	while (flock(rd->lock_fd, LOCK_EX)) {
 		if (errno == EINTR)
@@ -223,20 +264,73 @@ static int parse_uint(const char *s, unsigned long long max,
 	return 0;
 }
 
+static int parse_owner(const char *s, uid_t *uid)
+{
+	struct passwd pw, *res = NULL;
+	unsigned long long v;
+	char buf[4096];
+
+	if (!getpwnam_r(s, &pw, buf, sizeof(buf), &res) && res) {
+		*uid = res->pw_uid;
+		return 0;
+	}
+	if (parse_uint(s, 0xfffffffeu, &v))
+		return -EINVAL;
+	*uid = v;
+	return 0;
+}
+
+static int parse_group(const char *s, gid_t *gid)
+{
+	struct group gr, *res = NULL;
+	unsigned long long v;
+	char buf[16384];
+
+	if (!getgrnam_r(s, &gr, buf, sizeof(buf), &res) && res) {
+		*gid = res->gr_gid;
+		return 0;
+	}
+	if (parse_uint(s, 0xfffffffeu, &v))
+		return -EINVAL;
+	*gid = v;
+	return 0;
+}
+
+static int parse_mode(const char *s, mode_t *mode)
+{
+	unsigned long v;
+	char *end;
+
+	if (!*s || *s == '-' || isspace((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 8);
+	/* Read and write bits only: nothing of a device executes. */
+	if (errno || *end || v > 0777 || (v & 0111) || !(v & 0600))
+		return -EINVAL;
+	*mode = v;
+	return 0;
+}
+
 int uib_parse_add_args(int argc, char *const argv[],
-		       struct uib_dev_config *cfg, char *err, size_t errlen)
+		       struct uib_dev_config *cfg, struct uib_dev_access *acc,
+		       char *err, size_t errlen)
 {
 	static const struct option opts[] = {
 		{ "ports", required_argument, NULL, 'p' },
 		{ "vfs", required_argument, NULL, 'v' },
 		{ "guid", required_argument, NULL, 'g' },
 		{ "lid", required_argument, NULL, 'l' },
+		{ "owner", required_argument, NULL, 'o' },
+		{ "group", required_argument, NULL, 'G' },
+		{ "mode", required_argument, NULL, 'm' },
 		{}
 	};
 	unsigned long long v;
 	int c;
 
 	memset(cfg, 0, sizeof(*cfg));
+	uib_dev_access_default(acc);
 	cfg->num_ports = 1;
 	optind = 0;	/* 0: full reinitialisation, permuting again */
 	opterr = 0;
@@ -278,6 +372,30 @@ int uib_parse_add_args(int argc, char *const argv[],
 				return -EINVAL;
 			}
 			cfg->base_lid = v;
+			break;
+		case 'o':
+			if (parse_owner(optarg, &acc->uid)) {
+				set_err(err, errlen,
+					"--owner must be a user name or number, not '%s'",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'G':
+			if (parse_group(optarg, &acc->gid)) {
+				set_err(err, errlen,
+					"--group must be a group name or number, not '%s'",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'm':
+			if (parse_mode(optarg, &acc->mode)) {
+				set_err(err, errlen,
+					"--mode must be octal read/write bits with the owner's (like 0660 or 0600), not '%s'",
+					optarg);
+				return -EINVAL;
+			}
 			break;
 		default:
 			set_err(err, errlen, "unknown or incomplete option '%s'",
@@ -424,7 +542,7 @@ int uib_sysfs_write_device(const struct uib_rundir *rd,
 	ret = ret ?: write_file(sub, "sriov_numvfs", "%u\n", sh->num_vfs);
 	ret = ret ?: write_file(sub, "sriov_totalvfs", "%u\n", sh->num_vfs);
 	ret = ret ?: write_file(sub, "uib_run_dir", "%s\n", rd->root);
-	for (p = 0; !ret && p < sh->num_ports; p++) {
+	for (p = 0; !ret && p < sh->num_ports && p < UIB_MAX_PORTS; p++) {
 		snprintf(sub, sizeof(sub), "%s/ports/%u", dir, p + 1);
 		ret = write_port(sub, &sh->port[p]);
 	}
@@ -474,31 +592,55 @@ static void devnode_path(const struct uib_rundir *rd, int idx, char *buf,
 	snprintf(buf, len, "%s/uverbs%d", rd->devnodes, idx);
 }
 
+/* Ours: a character device 1:3 (/dev/null's numbers, owner/group/mode of
+ * a device) or, where mknod is not allowed, a link to /dev/null. */
+static bool devnode_ours(const char *path)
+{
+	char target[64];
+	struct stat sb;
+	ssize_t n;
+
+	if (lstat(path, &sb))
+		return false;
+	if (S_ISCHR(sb.st_mode))
+		return sb.st_rdev == makedev(1, 3);
+	if (!S_ISLNK(sb.st_mode))
+		return false;
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = 0;
+	return !strcmp(target, "/dev/null");
+}
+
 /* Removes /dev/infiniband/uverbsN only if it is one of ours. */
 static void devnode_remove(const struct uib_rundir *rd, int idx)
 {
-	char path[PATH_MAX], target[64];
-	ssize_t n;
+	char path[PATH_MAX];
 
-	if (idx < 0)
+	if (idx < 0 || idx >= UIB_MAX_UVERBS)
 		return;
 	devnode_path(rd, idx, path, sizeof(path));
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return;
-	target[n] = 0;
-	if (!strcmp(target, "/dev/null"))
+	if (devnode_ours(path))
 		unlink(path);
 }
 
-/* uverbsN nodes are host-wide, whatever the run directory: the first N
- * whose symlink we manage to create is ours. */
-static int devnode_create(const struct uib_rundir *rd, int *idx, char *err,
-			  size_t errlen)
+/*
+ * uverbsN nodes are host-wide, whatever the run directory: the first N
+ * whose node we manage to create is ours.  libibverbs open()s the node
+ * read-write, so a character device with the device's owner, group and
+ * mode makes a non-member's ibv_open_device() fail with EACCES.  Where
+ * mknod is not permitted (some containers) the node is a link to
+ * /dev/null, which anyone can open; *linked says so.
+ */
+static int devnode_create(const struct uib_rundir *rd,
+			  const struct uib_dev_access *acc, int *idx,
+			  bool *linked, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	int i, ret;
 
+	*linked = false;
 	ret = mkdir_p(rd->devnodes, 0755);
 	if (ret) {
 		set_err(err, errlen, "cannot create %s: %s%s", rd->devnodes,
@@ -507,9 +649,38 @@ static int devnode_create(const struct uib_rundir *rd, int *idx, char *err,
 				" (uibctl add must run as root)" : "");
 		return ret;
 	}
-	for (i = 0; i < 1024; i++) {
+	for (i = 0; i < UIB_MAX_UVERBS; i++) {
 		devnode_path(rd, i, path, sizeof(path));
+		if (!*linked) {
+			if (!mknod(path, S_IFCHR | 0600, makedev(1, 3))) {
+				if (chown(path, acc->uid, acc->gid) ||
+				    chmod(path, acc->mode)) {
+					ret = -errno;
+					set_err(err, errlen,
+						"cannot give %s its owner, group and mode: %s",
+						path, strerror(errno));
+					unlink(path);
+					return ret;
+				}
+				*idx = i;
+				return 0;
+			}
+			if (errno == EEXIST)
+				continue;
+			if (errno != EPERM) {
+				ret = -errno;
+				set_err(err, errlen, "cannot create %s: %s%s",
+					path, strerror(errno),
+					errno == EACCES ?
+						" (uibctl add must run as root)" :
+						"");
+				return ret;
+			}
+			*linked = true;
+		}
 		if (!symlink("/dev/null", path)) {
+			if (lchown(path, acc->uid, acc->gid))
+				(void)0;	/* cosmetic only */
 			*idx = i;
 			return 0;
 		}
@@ -526,6 +697,144 @@ static int devnode_create(const struct uib_rundir *rd, int *idx, char *err,
 	return -ENOSPC;
 }
 
+/* Gives a sysfs subtree the device's owner and group, writable by the
+ * owner only and readable by all, as /sys is (see devtree.h). */
+static int tree_own(const char *path, const struct uib_dev_access *acc)
+{
+	char sub[PATH_MAX];
+	struct dirent *de;
+	struct stat sb;
+	int ret = 0;
+	DIR *d;
+
+	if (lstat(path, &sb))
+		return -errno;
+	if (S_ISLNK(sb.st_mode))
+		return 0;
+	if ((sb.st_uid != acc->uid || sb.st_gid != acc->gid) &&
+	    chown(path, acc->uid, acc->gid))
+		return -errno;
+	if (chmod(path, S_ISDIR(sb.st_mode) ? 0755 : 0644))
+		return -errno;
+	if (!S_ISDIR(sb.st_mode))
+		return 0;
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while (!ret && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		ret = tree_own(sub, acc);
+	}
+	closedir(d);
+	return ret;
+}
+
+static void ctx_dir_path(const struct uib_rundir *rd, const char *name,
+			 char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/dev/%s.ctx", rd->root, name);
+}
+
+/* The fd broker directory (fdpass.h): the device's owner and group, and
+ * access for those who may open the device. */
+static int ctx_dir_create(const struct uib_rundir *rd, const char *name,
+			  const struct uib_dev_access *acc)
+{
+	char path[PATH_MAX];
+
+	ctx_dir_path(rd, name, path, sizeof(path));
+	rm_tree(path);
+	if (mkdir(path, 0700))
+		return -errno;
+	if (chown(path, acc->uid, acc->gid) ||
+	    chmod(path, dir_mode(acc->mode)))
+		return -errno;
+	return 0;
+}
+
+int uib_state_diagnose(const char *path, char *why, size_t len)
+{
+	_Alignas(8) unsigned char h[offsetof(struct uib_dev_shared, lock)];
+	uint32_t magic, version, ready, size, num_ports, num_vfs;
+	const char *base = strrchr(path, '/');
+	char name[UIB_NAME_MAX + 1] = "";
+	int32_t uverbs_index;
+	struct stat sb;
+	ssize_t n;
+	int fd;
+
+	/* What callers show if uib_state_open() then refuses a header this
+	 * found valid: it changed in between. */
+	set_err(why, len, "header changed while being checked");
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb)) {
+		close(fd);
+		return -errno;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		set_err(why, len, "not a regular file");
+		return -EPROTO;
+	}
+	if (sb.st_size == 0) {
+		close(fd);
+		set_err(why, len, "empty");
+		return -ENODATA;
+	}
+	n = pread(fd, h, sizeof(h), 0);
+	close(fd);
+	if ((size_t)sb.st_size < sizeof(struct uib_dev_shared) ||
+	    n != (ssize_t)sizeof(h)) {
+		set_err(why, len, "cut short: %lld of %zu bytes",
+			(long long)sb.st_size, sizeof(struct uib_dev_shared));
+		return -EPROTO;
+	}
+#define FIELD(v, f) memcpy(&(v), h + offsetof(struct uib_dev_shared, f), \
+			   sizeof(v))
+	FIELD(magic, magic);
+	FIELD(version, version);
+	FIELD(ready, ready);
+	FIELD(size, size);
+	FIELD(uverbs_index, uverbs_index);
+	FIELD(num_ports, num_ports);
+	FIELD(num_vfs, num_vfs);
+	memcpy(name, h + offsetof(struct uib_dev_shared, name), UIB_NAME_MAX);
+#undef FIELD
+	base = base ? base + 1 : path;
+	if (magic != UIB_STATE_MAGIC)
+		set_err(why, len, "bad magic 0x%08x", magic);
+	else if (version != UIB_STATE_VERSION)
+		set_err(why, len, "version %u, this uibctl knows %u", version,
+			UIB_STATE_VERSION);
+	else if (size != sizeof(struct uib_dev_shared))
+		set_err(why, len, "size field %u, expected %zu", size,
+			sizeof(struct uib_dev_shared));
+	else if (ready > 1)
+		set_err(why, len, "ready flag %u", ready);
+	else if (num_ports < 1 || num_ports > UIB_MAX_PORTS)
+		set_err(why, len, "num_ports %u, not 1 to %d", num_ports,
+			UIB_MAX_PORTS);
+	else if (num_vfs > UIB_MAX_VFS)
+		set_err(why, len, "num_vfs %u, more than %d", num_vfs,
+			UIB_MAX_VFS);
+	else if (uverbs_index < -1 || uverbs_index >= UIB_MAX_UVERBS)
+		set_err(why, len, "uverbs index %d out of range",
+			uverbs_index);
+	else if (strnlen(name, UIB_NAME_MAX) == UIB_NAME_MAX)
+		set_err(why, len, "device name not terminated");
+	else if (uib_name_valid(name) || strlen(base) != strlen(name) + 6 ||
+		 strncmp(base, name, strlen(name)) ||
+		 strcmp(base + strlen(name), ".state"))
+		set_err(why, len, "device name '%.*s' does not match the file",
+			UIB_NAME_MAX, name);
+	else
+		return 0;
+	return -EPROTO;
+}
 
 int uib_read_line(const char *path, char *buf, size_t len)
 {
@@ -643,7 +952,9 @@ static int check_used(const char *name, struct uib_state *st, void *arg)
 	if (u->guid && u->guid <= st->sh->node_guid + st->sh->num_ports &&
 	    st->sh->node_guid <= u->guid + u->nports)
 		goto clash;
-	for (p = 0; p < st->sh->num_ports; p++)
+	/* num_ports was checked when the state was opened; whoever may
+	 * write the file may have changed it since. */
+	for (p = 0; p < st->sh->num_ports && p < UIB_MAX_PORTS; p++)
 		if (u->lid_lo && st->sh->port[p].lid >= u->lid_lo &&
 		    st->sh->port[p].lid <= u->lid_hi)
 			goto clash;
@@ -702,13 +1013,19 @@ static int assign_ids(struct uib_rundir *rd, struct uib_dev_config *cfg,
 	return -ENOSPC;
 }
 
-int uib_dev_add(struct uib_rundir *rd, struct uib_dev_config *cfg, char *err,
-		size_t errlen)
+int uib_dev_add(struct uib_rundir *rd, struct uib_dev_config *cfg,
+		const struct uib_dev_access *acc, char *err, size_t errlen)
 {
 	struct uib_state st = { .fd = -1 };
-	char path[PATH_MAX];
+	char path[PATH_MAX], dir[PATH_MAX], ctxdir[PATH_MAX];
+	struct uib_dev_access def;
+	bool linked = false;
 	int idx = -1, ret;
 
+	if (!acc) {
+		uib_dev_access_default(&def);
+		acc = &def;
+	}
 	if (uib_name_valid(cfg->name)) {
 		set_err(err, errlen, "invalid device name '%s'", cfg->name);
 		return -EINVAL;
@@ -722,6 +1039,7 @@ int uib_dev_add(struct uib_rundir *rd, struct uib_dev_config *cfg, char *err,
 	if (ret)
 		return ret;
 
+	/* Owner-only until the last step: a half-made device is nobody's. */
 	ret = uib_state_create(path, cfg, &st);
 	if (ret) {
 		set_err(err, errlen, "cannot create %s: %s", path,
@@ -729,55 +1047,129 @@ int uib_dev_add(struct uib_rundir *rd, struct uib_dev_config *cfg, char *err,
 		return ret;
 	}
 	ret = uib_sysfs_write_device(rd, st.sh);
+	snprintf(dir, sizeof(dir), "%s/class/infiniband/%s", rd->sys,
+		 cfg->name);
+	ret = ret ?: tree_own(dir, acc);
 	if (ret) {
 		set_err(err, errlen, "cannot write the sysfs tree under %s: %s",
 			rd->sys, strerror(-ret));
 		goto err_state;
 	}
-	ret = devnode_create(rd, &idx, err, errlen);
+	ret = ctx_dir_create(rd, cfg->name, acc);
+	if (ret) {
+		ctx_dir_path(rd, cfg->name, ctxdir, sizeof(ctxdir));
+		set_err(err, errlen, "cannot create %s: %s", ctxdir,
+			strerror(-ret));
+		goto err_state;
+	}
+	ret = devnode_create(rd, acc, &idx, &linked, err, errlen);
 	if (ret)
 		goto err_state;
 	st.sh->uverbs_index = idx;
 	ret = uib_sysfs_publish_uverbs(rd, cfg->name, idx);
+	snprintf(dir, sizeof(dir), "%s/class/infiniband_verbs/uverbs%d",
+		 rd->sys, idx);
+	ret = ret ?: tree_own(dir, acc);
 	if (ret) {
 		set_err(err, errlen, "cannot publish uverbs%d: %s", idx,
 			strerror(-ret));
 		goto err_state;
 	}
+	if (fchown(st.fd, acc->uid, acc->gid) || fchmod(st.fd, acc->mode)) {
+		ret = -errno;
+		set_err(err, errlen,
+			"cannot give %s owner %u, group %u, mode %04o: %s",
+			path, (unsigned int)acc->uid, (unsigned int)acc->gid,
+			(unsigned int)acc->mode, strerror(errno));
+		goto err_state;
+	}
 	atomic_store_explicit(&st.sh->ready, 1, memory_order_release);
 	uib_state_close(&st);
+	if (linked)
+		set_err(err, errlen,
+			"cannot make the character device %s/uverbs%d (mknod not permitted here); it is a link to /dev/null that anyone can open, so only the permissions of %s guard device %s",
+			rd->devnodes, idx, path, cfg->name);
 	return 0;
 
 err_state:
 	uib_sysfs_remove_device(rd, cfg->name, idx);
+	ctx_dir_path(rd, cfg->name, ctxdir, sizeof(ctxdir));
+	rm_tree(ctxdir);
 	uib_state_close(&st);
 	unlink(path);
 	return ret;
 }
 
-int uib_dev_del(struct uib_rundir *rd, const char *name, char *err,
-		size_t errlen)
+/* Everything that carries a device's name, found by name only: for a
+ * device whose state file cannot be trusted. */
+static void dev_remove_by_name(const struct uib_rundir *rd, const char *name)
+{
+	char dir[PATH_MAX], path[PATH_MAX], ibdev[UIB_NAME_MAX];
+	struct dirent *de;
+	DIR *d;
+	int idx;
+
+	snprintf(dir, sizeof(dir), "%s/class/infiniband_verbs", rd->sys);
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		if (sscanf(de->d_name, "uverbs%d", &idx) != 1)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/ibdev", dir, de->d_name);
+		if (!uib_read_line(path, ibdev, sizeof(ibdev)) &&
+		    !strcmp(ibdev, name))
+			uib_sysfs_remove_device(rd, name, idx);
+	}
+	if (d)
+		closedir(d);
+	uib_sysfs_remove_device(rd, name, -1);
+	ctx_dir_path(rd, name, path, sizeof(path));
+	rm_tree(path);
+	uib_state_path(rd, name, path, sizeof(path));
+	unlink(path);
+}
+
+int uib_dev_del(struct uib_rundir *rd, const char *name, bool force,
+		char *err, size_t errlen)
 {
 	struct uib_state st = { .fd = -1 };
-	char path[PATH_MAX];
-	int ret;
+	char path[PATH_MAX], why[160];
+	int idx, ret;
 
 	if (uib_name_valid(name)) {
 		set_err(err, errlen, "invalid device name '%s'", name);
 		return -EINVAL;
 	}
 	uib_state_path(rd, name, path, sizeof(path));
-	ret = uib_state_open(path, &st);
-	if (ret) {
+	ret = uib_state_diagnose(path, why, sizeof(why));
+	if (ret == -ENOENT && !force) {
 		set_err(err, errlen, "no device named %s in %s", name,
 			rd->root);
 		return -ENODEV;
 	}
+	if (!ret)
+		ret = uib_state_open(path, &st);
+	if (ret) {
+		if (force) {
+			dev_remove_by_name(rd, name);
+			return 0;
+		}
+		set_err(err, errlen,
+			"device %s: state file %s invalid (%s); not touching it; remove it with: uibctl del --force %s",
+			name, path,
+			ret == -EPROTO || ret == -ENODATA ? why : strerror(-ret),
+			name);
+		return ret;
+	}
 	/* Hide first: a process opening the device from now on is refused
 	 * by the provider; those that have it open keep their mapping. */
 	atomic_store_explicit(&st.sh->ready, 0, memory_order_release);
-	uib_sysfs_remove_device(rd, name, st.sh->uverbs_index);
+	idx = st.sh->uverbs_index;
+	uib_sysfs_remove_device(rd, name,
+				idx >= 0 && idx < UIB_MAX_UVERBS ? idx : -1);
 	uib_state_close(&st);
+	ctx_dir_path(rd, name, path, sizeof(path));
+	rm_tree(path);
+	uib_state_path(rd, name, path, sizeof(path));
 	unlink(path);
 	return 0;
 }
@@ -787,16 +1179,27 @@ int uib_dev_set_port(struct uib_rundir *rd, const char *name,
 {
 	struct uib_state st = { .fd = -1 };
 	struct uib_port_shared *ps;
-	char path[PATH_MAX];
+	char path[PATH_MAX], why[160];
 	int ret;
 
 	uib_state_path(rd, name, path, sizeof(path));
-	if (uib_name_valid(name) || uib_state_open(path, &st)) {
+	ret = uib_name_valid(name) ? -ENOENT :
+				     uib_state_diagnose(path, why, sizeof(why));
+	if (ret == -ENOENT) {
 		set_err(err, errlen, "no device named %s in %s", name,
 			rd->root);
 		return -ENODEV;
 	}
-	if (port < 1 || port > st.sh->num_ports) {
+	ret = ret ?: uib_state_open(path, &st);
+	if (ret) {
+		set_err(err, errlen,
+			"device %s: state file %s invalid (%s); not touching it; remove it with: uibctl del --force %s",
+			name, path,
+			ret == -EPROTO || ret == -ENODATA ? why : strerror(-ret),
+			name);
+		return ret;
+	}
+	if (port < 1 || port > st.sh->num_ports || port > UIB_MAX_PORTS) {
 		set_err(err, errlen, "%s has no port %u (ports 1 to %u)", name,
 			port, st.sh->num_ports);
 		uib_state_close(&st);
@@ -824,51 +1227,99 @@ int uib_dev_set_port(struct uib_rundir *rd, const char *name,
 	return ret;
 }
 
-/* Is there a ready state file for this name? */
-static bool dev_ready(const struct uib_rundir *rd, const char *name)
+enum dev_status { DEV_ABSENT, DEV_NOT_READY, DEV_READY, DEV_INVALID };
+
+/* What the state file of this name says, trusting none of it. */
+static enum dev_status dev_status(const struct uib_rundir *rd,
+				  const char *name)
 {
 	struct uib_state st = { .fd = -1 };
 	char path[PATH_MAX];
 	bool ready;
+	int ret;
 
 	if (uib_name_valid(name))
-		return false;
+		return DEV_ABSENT;
 	uib_state_path(rd, name, path, sizeof(path));
-	if (uib_state_open(path, &st))
-		return false;
+	ret = uib_state_diagnose(path, NULL, 0);
+	if (ret == -ENOENT)
+		return DEV_ABSENT;
+	if (ret == -ENODATA)
+		return DEV_NOT_READY;
+	if (ret || uib_state_open(path, &st))
+		return DEV_INVALID;
 	ready = atomic_load(&st.sh->ready) == 1;
 	uib_state_close(&st);
-	return ready;
+	return ready ? DEV_READY : DEV_NOT_READY;
 }
 
-
-int uib_dev_repair(struct uib_rundir *rd)
+/* Does a live process have a context on it?  A device uibctl never
+ * finished has none. */
+static bool dev_in_use(const struct uib_state *st)
 {
-	char dir[PATH_MAX], path[PATH_MAX], name[UIB_NAME_MAX];
+	int i;
+
+	for (i = 0; i < UIB_MAX_CTX; i++)
+		if (atomic_load(&st->sh->ctx[i].state) != UIB_SLOT_FREE &&
+		    uib_proc_alive(&st->sh->ctx[i].proc))
+			return true;
+	return false;
+}
+
+int uib_dev_repair(struct uib_rundir *rd,
+		   void (*invalid)(const char *name, const char *why,
+				   void *arg),
+		   void *arg)
+{
+	char dir[PATH_MAX], path[PATH_MAX], name[UIB_NAME_MAX], why[160];
 	struct dirent *de;
 	DIR *d;
 	int n = 0;
 
-	/* 1. State files that never became ready, or are not state files. */
+	/* 1. State files that never became ready (or were left empty by a
+	 * uibctl killed at once).  Anything else that looks wrong is
+	 * reported and left alone, with all that carries its name. */
 	snprintf(dir, sizeof(dir), "%s/dev", rd->root);
 	d = opendir(dir);
 	while (d && (de = readdir(d))) {
 		struct uib_state st = { .fd = -1 };
-		int idx = -1;
+		int idx = -1, ret;
+		bool in_use;
 
 		if (de->d_name[0] == '.' ||
 		    name_from_state_file(de->d_name, name, sizeof(name)))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (!uib_state_open(path, &st)) {
+		ret = uib_state_diagnose(path, why, sizeof(why));
+		if (ret == -ENOENT)
+			continue;
+		if (!ret)
+			ret = uib_state_open(path, &st);
+		if (ret && ret != -ENODATA) {
+			if (invalid)
+				invalid(name, ret == -EPROTO ? why :
+						strerror(-ret), arg);
+			continue;
+		}
+		if (!ret) {
 			bool ready = atomic_load(&st.sh->ready) == 1;
 
+			in_use = dev_in_use(&st);
 			idx = st.sh->uverbs_index;
 			uib_state_close(&st);
 			if (ready)
 				continue;
+			if (in_use) {
+				if (invalid)
+					invalid(name, "not ready, yet in use by a live process",
+						arg);
+				continue;
+			}
 		}
 		uib_sysfs_remove_device(rd, name, idx);
+		ctx_dir_path(rd, name, path, sizeof(path));
+		rm_tree(path);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		unlink(path);
 		n++;
 	}
@@ -889,9 +1340,12 @@ int uib_dev_repair(struct uib_rundir *rd)
 		if (sscanf(de->d_name, "uverbs%d", &idx) != 1)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/ibdev", dir, de->d_name);
-		if (!uib_read_line(path, name, sizeof(name)) &&
-		    dev_ready(rd, name))
-			continue;
+		if (!uib_read_line(path, name, sizeof(name))) {
+			enum dev_status ds = dev_status(rd, name);
+
+			if (ds == DEV_READY || ds == DEV_INVALID)
+				continue;
+		}
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		rm_tree(path);
 		devnode_remove(rd, idx);
@@ -903,7 +1357,32 @@ int uib_dev_repair(struct uib_rundir *rd)
 	snprintf(dir, sizeof(dir), "%s/class/infiniband", rd->sys);
 	d = opendir(dir);
 	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.' || dev_ready(rd, de->d_name))
+		enum dev_status ds;
+
+		if (de->d_name[0] == '.')
+			continue;
+		ds = dev_status(rd, de->d_name);
+		if (ds == DEV_READY || ds == DEV_INVALID)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		rm_tree(path);
+	}
+	if (d)
+		closedir(d);
+
+	/* 4. Broker directories without a device. */
+	snprintf(dir, sizeof(dir), "%s/dev", rd->root);
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || len <= 4 || len - 4 >= sizeof(name) ||
+		    strcmp(de->d_name + len - 4, ".ctx"))
+			continue;
+		memcpy(name, de->d_name, len - 4);
+		name[len - 4] = 0;
+		uib_state_path(rd, name, path, sizeof(path));
+		if (!access(path, F_OK))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		rm_tree(path);

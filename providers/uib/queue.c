@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "queue.h"
 
 uint32_t uib_rwqe_stride(uint32_t max_sge)
@@ -156,14 +157,14 @@ static struct nfd *nfds;
 
 static struct pmap *pmap_open(int32_t pid, int32_t fd, uint64_t ino)
 {
-	char path[64];
 	struct stat sb;
 	struct pmap *m;
 	void *p;
 	int mfd;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
-	mfd = open(path, O_RDWR | O_CLOEXEC);
+	/* /proc/<pid>/fd/<fd>, or the peer's fd broker if we are another
+	 * user (fdpass.h); either way the inode is checked. */
+	mfd = uib_peer_fd_open_pid(pid, fd, ino, O_RDWR);
 	if (mfd < 0)
 		return NULL;
 	if (fstat(mfd, &sb) || (uint64_t)sb.st_ino != ino || !sb.st_size) {
@@ -259,7 +260,6 @@ void uib_pmap_forget(int32_t pid)
 
 static int notify_fd_get(int32_t pid, int32_t fd, uint64_t ino)
 {
-	char path[64];
 	struct stat sb;
 	struct nfd *n;
 	int wfd = -1;
@@ -270,11 +270,13 @@ static int notify_fd_get(int32_t pid, int32_t fd, uint64_t ino)
 			wfd = n->wfd;
 			goto out;
 		}
-	/* Opening a pipe through /proc gives us a write end of our own. */
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
-	wfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-	if (wfd < 0)
+	/* A write end of our own: opened through /proc, or handed over by
+	 * the owner's fd broker, which checks the inode too (fdpass.h). */
+	wfd = uib_peer_fd_open_pid(pid, fd, ino, O_WRONLY | O_NONBLOCK);
+	if (wfd < 0) {
+		wfd = -1;
 		goto out;
+	}
 	if (fstat(wfd, &sb) || (uint64_t)sb.st_ino != ino ||
 	    !S_ISFIFO(sb.st_mode) || !(n = calloc(1, sizeof(*n)))) {
 		close(wfd);

@@ -4,6 +4,7 @@
  * allocators for contexts, MR keys and QPNs.  See state.h.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,6 +17,8 @@
 
 #include <infiniband/verbs.h>
 
+#include "devtree.h"
+#include "fdpass.h"
 #include "state.h"
 
 static int map_state(int fd, struct uib_state *st)
@@ -39,7 +42,10 @@ int uib_state_create(const char *path, const struct uib_dev_config *cfg,
 	unsigned int i;
 	int fd, ret;
 
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	/* Owner only until uibctl gives the device its owner, group and
+	 * mode (devtree.c): nobody else opens a half-made device. */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
 	if (fd < 0)
 		return -errno;
 	/* Sparse: untouched table pages cost nothing. */
@@ -50,8 +56,7 @@ int uib_state_create(const char *path, const struct uib_dev_config *cfg,
 	ret = map_state(fd, st);
 	if (ret)
 		goto err_unlink;
-	/* Any local user may open the device, as with a 0666 uverbs node. */
-	if (fchmod(fd, 0666)) {
+	if (fchmod(fd, 0600)) {	/* whatever the umask */
 		ret = -errno;
 		goto err_unmap;
 	}
@@ -97,12 +102,42 @@ err_unlink:
 	return ret;
 }
 
+/*
+ * The header of a state file is input like any other: whoever may write the
+ * file may have written anything into it.  Everything later code indexes
+ * with or prints is checked here, once; callers that re-read a field from
+ * the shared mapping still clamp it.
+ */
+static bool header_valid(const struct uib_dev_shared *sh, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	size_t n;
+
+	if (sh->magic != UIB_STATE_MAGIC || sh->version != UIB_STATE_VERSION ||
+	    sh->size != sizeof(struct uib_dev_shared))
+		return false;
+	if (atomic_load_explicit(&sh->ready, memory_order_relaxed) > 1 ||
+	    sh->num_ports < 1 || sh->num_ports > UIB_MAX_PORTS ||
+	    sh->num_vfs > UIB_MAX_VFS || sh->uverbs_index < -1 ||
+	    sh->uverbs_index >= UIB_MAX_UVERBS)
+		return false;
+	n = strnlen(sh->name, UIB_NAME_MAX);
+	if (n == 0 || n == UIB_NAME_MAX)
+		return false;
+	/* <dir>/<name>.state: the name inside must be the file's. */
+	base = base ? base + 1 : path;
+	if (strlen(base) == n + 6 && !strcmp(base + n, ".state") &&
+	    !strncmp(base, sh->name, n))
+		return true;
+	return false;
+}
+
 int uib_state_open(const char *path, struct uib_state *st)
 {
 	struct stat sb;
 	int fd, ret;
 
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &sb)) {
@@ -110,16 +145,15 @@ int uib_state_open(const char *path, struct uib_state *st)
 		goto err;
 	}
 	/* A file cut short by a killed uibctl is not a device. */
-	if ((size_t)sb.st_size < sizeof(struct uib_dev_shared)) {
+	if (!S_ISREG(sb.st_mode) ||
+	    (size_t)sb.st_size < sizeof(struct uib_dev_shared)) {
 		ret = -EBADF;
 		goto err;
 	}
 	ret = map_state(fd, st);
 	if (ret)
 		goto err;
-	if (st->sh->magic != UIB_STATE_MAGIC ||
-	    st->sh->version != UIB_STATE_VERSION ||
-	    st->sh->size != sizeof(struct uib_dev_shared)) {
+	if (!header_valid(st->sh, path)) {
 		uib_state_close(st);
 		return -EPROTO;
 	}
@@ -590,6 +624,27 @@ void uib_state_usage(const struct uib_state *st, struct uib_state_usage *u)
 			u->qps++;
 }
 
+/* <run> of the <run>/dev/<name>.state we have mapped, from our own fd. */
+static int state_run_dir(const struct uib_state *st, char *buf, size_t len)
+{
+	char link[64], *p;
+	ssize_t n;
+	int i;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", st->fd);
+	n = readlink(link, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	for (i = 0; i < 2; i++) {	/* strip "/<name>.state", "/dev" */
+		p = strrchr(buf, '/');
+		if (!p || p == buf)
+			return -EINVAL;
+		*p = 0;
+	}
+	return 0;
+}
+
 int uib_ctx_notify(const struct uib_state *st, int ctx, uint32_t type,
 		   uint64_t element)
 {
@@ -599,8 +654,7 @@ int uib_ctx_notify(const struct uib_state *st, int ctx, uint32_t type,
 		uint32_t event_type;
 		uint32_t reserved;
 	} ev = { element, type, 0 };
-	char path[64];
-	struct stat sb;
+	char run_dir[PATH_MAX];
 	ssize_t n;
 	int fd;
 
@@ -611,18 +665,16 @@ int uib_ctx_notify(const struct uib_state *st, int ctx, uint32_t type,
 		    UIB_SLOT_LIVE ||
 	    c->async_fd < 0 || !uib_proc_alive(&c->proc))
 		return -ESRCH;
-	/* The pipe's read end, opened for writing through /proc: a write
-	 * end of our own.  The inode check guards against a reused fd. */
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", c->proc.pid,
-		 c->async_fd);
-	fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	/* A write end of the context's pipe: through /proc/<pid>/fd if we
+	 * are its user or root, else from its fd broker (fdpass.h), which
+	 * also checks the inode against a reused fd number. */
+	if (state_run_dir(st, run_dir, sizeof(run_dir)))
+		run_dir[0] = 0;
+	fd = uib_peer_fd_open(run_dir, st->sh->name, ctx, c->proc.pid,
+			      c->async_fd, c->async_ino,
+			      O_WRONLY | O_NONBLOCK);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &sb) || !S_ISFIFO(sb.st_mode) ||
-	    (uint64_t)sb.st_ino != c->async_ino) {
-		close(fd);
-		return -ESRCH;
-	}
+		return fd == -ENOENT ? -ESRCH : fd;
 	n = write(fd, &ev, sizeof(ev));
 	close(fd);
 	return n == sizeof(ev) ? 0 : -EAGAIN;

@@ -11,12 +11,15 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "devtree.h"
+#include "fdpass.h"
 #include "uib.h"
 
 int uib_debug;
@@ -68,11 +71,30 @@ static int read_sysfs_line(const char *dir, const char *file, char *buf,
 	return uib_read_line(path, buf, len);
 }
 
+/* The name of the group of a file, or its number. */
+static const char *state_group(const char *path, char *buf, size_t len)
+{
+	struct group gr, *res = NULL;
+	char tmp[1024];
+	struct stat sb;
+
+	if (stat(path, &sb)) {
+		snprintf(buf, len, "?");
+		return buf;
+	}
+	if (!getgrgid_r(sb.st_gid, &gr, tmp, sizeof(tmp), &res) && res)
+		snprintf(buf, len, "%s", res->gr_name);
+	else
+		snprintf(buf, len, "%u", (unsigned int)sb.st_gid);
+	return buf;
+}
+
 static bool uib_match_device(struct verbs_sysfs_dev *sysfs_dev)
 {
 	char run_dir[PATH_MAX / 4], path[PATH_MAX / 2];
 	struct uib_state st = { .fd = -1 };
 	bool ready;
+	int ret;
 
 	if (!sysfs_dev->match)
 		return false;
@@ -81,9 +103,14 @@ static bool uib_match_device(struct verbs_sysfs_dev *sysfs_dev)
 		return false;
 	snprintf(path, sizeof(path), "%s/dev/%s.state", run_dir,
 		 sysfs_dev->ibdev_name);
-	if (uib_state_open(path, &st)) {
-		uib_dbg("%s: no device state at %s", sysfs_dev->ibdev_name,
-			path);
+	ret = uib_state_open(path, &st);
+	/* A device we may not open is still listed, so that opening it
+	 * fails with EACCES and says why, rather than it seeming absent. */
+	if (ret == -EACCES)
+		return true;
+	if (ret) {
+		uib_dbg("%s: no valid device state at %s: %s",
+			sysfs_dev->ibdev_name, path, strerror(-ret));
 		return false;
 	}
 	ready = atomic_load_explicit(&st.sh->ready, memory_order_acquire) == 1;
@@ -160,9 +187,19 @@ static struct verbs_context *uib_alloc_context(struct ibv_device *ibdev,
 	ctx->async_wr = pipefd[1];
 
 	ret = -uib_state_open(dev->state_path, &ctx->st);
+	if (ret == EACCES) {
+		char group[64];
+
+		uib_err("%s: cannot open device state %s: permission denied (not owner or member of group %s)",
+			ibdev->name, dev->state_path,
+			state_group(dev->state_path, group, sizeof(group)));
+		goto err_free;
+	}
 	if (ret) {
 		uib_err("%s: cannot map device state %s: %s", ibdev->name,
-			dev->state_path, strerror(ret));
+			dev->state_path,
+			ret == EPROTO ? "not a valid uib state file" :
+					strerror(ret));
 		goto err_free;
 	}
 	if (atomic_load_explicit(&ctx->st.sh->ready, memory_order_acquire) !=
@@ -181,6 +218,13 @@ static struct verbs_context *uib_alloc_context(struct ibv_device *ibdev,
 			strerror(ret));
 		goto err_state;
 	}
+
+	/* Peers of other users reach our queues, MR segments and async
+	 * pipe through the broker (fdpass.h); without one, only peers of our
+	 * own user (or root) can, which is not a reason to fail. */
+	uib_fdpass_export_pipe(ctx->async_wr);
+	uib_broker_start(ctx, ctx->run_dir, ibdev->name, ctx->ctx_slot,
+			 ctx->st.fd);
 
 	ctx->vctx.context.num_comp_vectors = 1;
 	verbs_set_ops(&ctx->vctx, &uib_ctx_ops);
@@ -202,6 +246,8 @@ static void uib_free_context(struct ibv_context *ibctx)
 	struct uib_context *ctx = to_uctx(ibctx);
 
 	uib_progress_stop(ctx);
+	uib_broker_stop(ctx);
+	uib_fdpass_unexport_pipe(ctx->async_wr);
 	uib_ctx_detach(&ctx->st, ctx->ctx_slot);
 	uib_state_close(&ctx->st);
 	close(ctx->async_wr);

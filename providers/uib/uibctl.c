@@ -3,16 +3,19 @@
  * uibctl: the uib device manager.
  *
  *   uibctl [--run-dir DIR] add NAME [--ports N] [--vfs N] [--guid G] [--lid L]
- *   uibctl [--run-dir DIR] del NAME
+ *                              [--owner USER] [--group GROUP] [--mode MODE]
+ *   uibctl [--run-dir DIR] del [--force] NAME
  *   uibctl [--run-dir DIR] list
  *   uibctl [--run-dir DIR] port NAME PORT up|down
  *   uibctl [--run-dir DIR] env
  *
  * Every command that changes the run directory takes its lock and first
- * repairs what a killed uibctl may have left (devtree.c).
+ * repairs what a killed uibctl may have left (devtree.c).  A state file
+ * that is not valid is reported and never removed, but by del --force.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -29,8 +32,13 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: uibctl [--run-dir DIR] COMMAND\n"
 		"  add NAME [--ports N] [--vfs N] [--guid G] [--lid L]\n"
-		"                       create a device (ports 1-%d, vfs 0-%d)\n"
-		"  del NAME             remove a device\n"
+		"           [--owner USER] [--group GROUP] [--mode MODE]\n"
+		"                       create a device (ports 1-%d, vfs 0-%d) that\n"
+		"                       only its owner and group may open; defaults:\n"
+		"                       owner the caller, group 'uib' if it exists\n"
+		"                       else the caller's group, mode 0660\n"
+		"  del [--force] NAME   remove a device; --force also removes one\n"
+		"                       whose state file is invalid\n"
 		"  list                 show devices, ports and resources in use\n"
 		"  port NAME PORT up|down\n"
 		"                       change a port's state\n"
@@ -46,37 +54,57 @@ static int fail(const char *what, const char *msg)
 	return 1;
 }
 
+/* A state file repair will not touch: say so, and how to remove it. */
+static void report_invalid(const char *name, const char *why, void *arg)
+{
+	fprintf(stderr,
+		"uibctl: device %s: state file invalid (%s); not touching it; remove it with: uibctl del --force %s\n",
+		name, why, name);
+	if (arg)
+		(*(int *)arg)++;
+}
+
 static int cmd_add(struct uib_rundir *rd, int argc, char **argv)
 {
+	struct uib_dev_access acc;
 	struct uib_dev_config cfg;
 	char err[512] = "";
 	int ret;
 
-	if (uib_parse_add_args(argc, argv, &cfg, err, sizeof(err)))
+	if (uib_parse_add_args(argc, argv, &cfg, &acc, err, sizeof(err)))
 		return fail("add", err);
 	ret = uib_rundir_lock(rd, err, sizeof(err));
 	if (ret)
 		return fail("add", err);
-	uib_dev_repair(rd);
-	ret = uib_dev_add(rd, &cfg, err, sizeof(err));
+	uib_dev_repair(rd, report_invalid, NULL);
+	ret = uib_dev_add(rd, &cfg, &acc, err, sizeof(err));
 	uib_rundir_unlock(rd);
 	if (ret)
 		return fail("add", err);
+	if (err[0])
+		fprintf(stderr, "uibctl: add: warning: %s\n", err);
 	return 0;
 }
 
 static int cmd_del(struct uib_rundir *rd, int argc, char **argv)
 {
 	char err[512] = "";
+	bool force = false;
 	int ret;
 
+	if (argc == 3 && !strcmp(argv[1], "--force")) {
+		force = true;
+		argv++;
+		argc--;
+	}
 	if (argc != 2)
-		return fail("del", "expected exactly one device name");
+		return fail("del", "expected [--force] and one device name");
 	ret = uib_rundir_lock(rd, err, sizeof(err));
 	if (ret)
 		return fail("del", err);
-	uib_dev_repair(rd);
-	ret = uib_dev_del(rd, argv[1], err, sizeof(err));
+	/* Not reported here: del itself says what is wrong with NAME. */
+	uib_dev_repair(rd, NULL, NULL);
+	ret = uib_dev_del(rd, argv[1], force, err, sizeof(err));
 	uib_rundir_unlock(rd);
 	return ret ? fail("del", err) : 0;
 }
@@ -102,7 +130,7 @@ static int cmd_port(struct uib_rundir *rd, int argc, char **argv)
 	ret = uib_rundir_lock(rd, err, sizeof(err));
 	if (ret)
 		return fail("port", err);
-	uib_dev_repair(rd);
+	uib_dev_repair(rd, NULL, NULL);
 	ret = uib_dev_set_port(rd, argv[1], port, up, err, sizeof(err));
 	uib_rundir_unlock(rd);
 	return ret ? fail("port", err) : 0;
@@ -120,7 +148,8 @@ static int list_one(const char *name, struct uib_state *st, void *arg)
 	uib_state_usage(st, &u);
 	printf("%s\tuverbs%d\tnode_guid %s\tports %u\tvfs %u\n", name,
 	       sh->uverbs_index, guid, sh->num_ports, sh->num_vfs);
-	for (p = 0; p < sh->num_ports; p++) {
+	/* Checked at open; clamped in case it was rewritten since. */
+	for (p = 0; p < sh->num_ports && p < UIB_MAX_PORTS; p++) {
 		uint32_t state = atomic_load(&sh->port[p].state);
 
 		printf("\tport %u\t%s\tlid 0x%x\n", p + 1,
@@ -141,7 +170,7 @@ static int reclaim_one(const char *name, struct uib_state *st, void *arg)
 static int cmd_list(struct uib_rundir *rd, int argc, char **argv)
 {
 	char err[512] = "";
-	int n = 0, ret;
+	int n = 0, bad = 0, ret;
 
 	if (argc != 1)
 		return fail("list", "takes no arguments");
@@ -151,14 +180,14 @@ static int cmd_list(struct uib_rundir *rd, int argc, char **argv)
 		ret = uib_rundir_lock(rd, err, sizeof(err));
 		if (ret)
 			return fail("list", err);
-		uib_dev_repair(rd);
+		uib_dev_repair(rd, report_invalid, &bad);
 		uib_dev_foreach(rd, reclaim_one, NULL);
 		uib_rundir_unlock(rd);
 	}
 	uib_dev_foreach(rd, list_one, &n);
 	if (!n)
 		printf("no uib devices in %s\n", rd->root);
-	return 0;
+	return bad ? 1 : 0;
 }
 
 static int cmd_env(struct uib_rundir *rd, int argc, char **argv)

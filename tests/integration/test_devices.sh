@@ -171,6 +171,8 @@ uib1_idx=$("$UIBCTL" list | awk '$1 == "uib1" { sub("uverbs", "", $2); print $2 
 # (a) uibctl add killed after creating the state and the device
 # directory: a state that never became ready, without a uverbs number.
 cp "$uib1_state" "$UIB_RUN_DIR/dev/uibh.state"
+# its own name (a state file naming another device is invalid, not half-made)
+printf 'uibh\x00' | dd of="$UIB_RUN_DIR/dev/uibh.state" bs=1 seek=16 conv=notrunc status=none
 printf '\x00\x00\x00\x00' | dd of="$UIB_RUN_DIR/dev/uibh.state" bs=1 seek=8 conv=notrunc status=none
 printf '\xff\xff\xff\xff' | dd of="$UIB_RUN_DIR/dev/uibh.state" bs=1 seek=48 conv=notrunc status=none
 mkdir "$IB/uibh"
@@ -193,10 +195,10 @@ for p in "$UIB_RUN_DIR/dev/uibh.state" "$IB/uibh" "$UIB_RUN_DIR/dev/uibk.state" 
 	"$SYS/class/infiniband_verbs/uverbs$k_idx"; do
 	[ ! -e "$p" ] || uib_fail "uibctl list should have removed $p"
 done
-[ ! -L "/dev/infiniband/uverbs$k_idx" ] ||
+[ ! -e "/dev/infiniband/uverbs$k_idx" ] && [ ! -L "/dev/infiniband/uverbs$k_idx" ] ||
 	uib_fail "uibctl list should have removed /dev/infiniband/uverbs$k_idx"
 grep -q '^uib1[[:space:]]' <<<"$list" || uib_fail "uibctl list should still show uib1: $list"
-[ -e "$SYS/class/infiniband_verbs/uverbs$uib1_idx" ] && [ -L "/dev/infiniband/uverbs$uib1_idx" ] ||
+[ -e "$SYS/class/infiniband_verbs/uverbs$uib1_idx" ] && [ -e "/dev/infiniband/uverbs$uib1_idx" ] ||
 	uib_fail "repair should keep uib1's uverbs$uib1_idx entry and node"
 uib1_intact "repair"
 uib_pass "uibctl list removes half-made devices and keeps uib1"
