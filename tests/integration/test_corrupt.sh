@@ -11,7 +11,7 @@
 # the launcher when it hangs).  The corrupter's crashes are not counted.
 #
 #   UIB_SEED=N  seed (default 1)
-#   UIB_CORRUPT_ROUNDS=N  rounds (default 50; 25 in the sanitizer build)
+#   UIB_CORRUPT_ROUNDS=N  rounds (default 50)
 . "$(dirname "$0")/lib.sh"
 
 uib_require_root
@@ -24,7 +24,7 @@ asan=0
 case "${LD_PRELOAD:-}" in *libasan*) asan=1 ;; esac
 grep -qs '^UIB_SANITIZE:BOOL=ON' "$UIB_BUILD_DIR/CMakeCache.txt" && asan=1
 if [ $asan = 1 ]; then
-	rounds=${UIB_CORRUPT_ROUNDS:-25} ms=400 pt=60
+	rounds=${UIB_CORRUPT_ROUNDS:-50} ms=400 pt=60
 else
 	rounds=${UIB_CORRUPT_ROUNDS:-50} ms=300 pt=20
 fi
@@ -41,7 +41,7 @@ timeout $((rounds * (pt + 8) + 30)) "$CC" -d uibcc0 -r "$rounds" -s "$seed" \
 	--ms "$ms" --peer-timeout "$pt" >"$log" 2>&1 || rc=$?
 summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
 # Failing rounds, in full; a summary of the others.
-grep -E 'FAIL|CANARY|HANG|ERROR: AddressSanitizer|runtime error' "$log" >&2 || true
+grep -E 'FAIL|CANARY|HANG|ERROR: AddressSanitizer|runtime error|^peer\[[0-9]+\]: ' "$log" | grep -v ': intact: ' | head -n 60 >&2 || true
 echo "peers: $(grep -c 'intact:' "$log") intact;" \
 	"corrupter: $(grep -c 'survived:' "$log") survived," \
 	"$(grep -c 'corrupter hung' "$log") hung, $(grep -cE 'corrupter (exit|signal)' "$log") crashed/failed" \
